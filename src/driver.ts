@@ -1,0 +1,396 @@
+/**
+ * The BlockDriver contract.
+ *
+ * Public methods validate every request once (types, range, alignment, size limits, capability,
+ * lifecycle) and then call a protected `_op` method, so implementations only ever receive clean
+ * requests — the split nbdkit makes between its server and its plugins, and abstract-level between
+ * `op` and `_op`. Offsets and lengths are JavaScript numbers: byte-exact up to 2^53 (8 PiB).
+ */
+import { EventEmitter } from 'node:events';
+import { BlockError, toBlockError, type BlockErrorCode } from './errors.js';
+import {
+  DEFAULT_LIMITS,
+  type BlockCapabilities,
+  type BlockExtent,
+  type BlockLimits,
+  type DiscardOptions,
+  type DriverState,
+  type IoOptions,
+  type WriteOptions,
+  type WriteZeroesOptions,
+} from './types.js';
+
+/**
+ * Events every driver may emit. A subclass with events of its own types them by declaring
+ * overloads in an interface merged with the class:
+ * `interface Quorum { on<K extends keyof QuorumEvents>(e: K, l: (...a: QuorumEvents[K]) => void): this }`.
+ */
+export interface BlockDriverEvents {
+  /** The driver finished closing. */
+  close: [];
+}
+
+/** Options common to every driver. */
+export interface BlockDriverOptions {
+  /** Name used in errors and events. Defaults to the class name in lower case. */
+  readonly name?: string;
+}
+
+type Op = 'read' | 'write' | 'flush' | 'discard' | 'writeZeroes' | 'blockStatus' | 'cache';
+
+const ZERO_CHUNK = 1024 * 1024;
+let sharedZeros: Uint8Array | undefined;
+function zeros(length: number): Uint8Array {
+  sharedZeros ??= new Uint8Array(ZERO_CHUNK);
+  return length === ZERO_CHUNK ? sharedZeros : sharedZeros.subarray(0, length);
+}
+
+/**
+ * Base class of every driver and filter.
+ *
+ * Implementations override the protected `_op` methods and the `size`, `capabilities` and `limits`
+ * getters. They may rely on: offsets and lengths are safe non-negative integers, aligned to
+ * `limits.minBlockSize`, inside the device, non-empty, and read/write lengths at most
+ * `limits.maxTransfer`; the operation is allowed by `capabilities`; the driver is open.
+ * They must: fill the whole target of `_read`; not keep a reference to the data of `_write` after
+ * it resolves (copy it); reject only with {@link BlockError}s (anything else becomes EIO).
+ */
+export abstract class BlockDriver extends EventEmitter
+  implements AsyncDisposable
+{
+  readonly name: string;
+  #state: DriverState = 'open';
+  #inFlight = 0;
+  #drained: (() => void) | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: BlockDriverOptions = {}) {
+    super();
+    this.name = options.name ?? this.constructor.name.toLowerCase();
+  }
+
+  /** Size of the device in bytes. */
+  abstract get size(): number;
+  /** What the driver can do; see {@link BlockCapabilities}. */
+  abstract get capabilities(): BlockCapabilities;
+  /** Request-size constraints; see {@link BlockLimits}. */
+  get limits(): BlockLimits {
+    return DEFAULT_LIMITS;
+  }
+  /** Drivers this one sits on (empty for a leaf). */
+  get children(): readonly BlockDriver[] {
+    return [];
+  }
+  /** `open`, then `closing` while in-flight requests drain, then `closed`. */
+  get state(): DriverState {
+    return this.#state;
+  }
+  /** Requests accepted and not yet finished. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  // ---- public, validated API -------------------------------------------------------------
+
+  /** Reads `length` bytes at `offset` into a new buffer. */
+  async read(offset: number, length: number, options?: IoOptions): Promise<Uint8Array> {
+    if (this.#check('read', offset, length, options)) return new Uint8Array(0);
+    const target = Buffer.allocUnsafe(length);
+    await this.#read(offset, target, options ?? {});
+    return target;
+  }
+
+  /** Reads `target.length` bytes at `offset` into `target` (no copy for drivers that can avoid one). */
+  async readInto(offset: number, target: Uint8Array, options?: IoOptions): Promise<void> {
+    checkBytes(target, 'target');
+    if (this.#check('read', offset, target.length, options)) return;
+    await this.#read(offset, target, options ?? {});
+  }
+
+  async #read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+    this.#begin();
+    try {
+      const max = this.limits.maxTransfer;
+      if (target.length <= max) return await this._read(offset, target, options);
+      for (let done = 0; done < target.length; done += max) {
+        await this._read(offset + done, target.subarray(done, Math.min(done + max, target.length)), options);
+      }
+    } catch (err) {
+      throw wrap(err, this.name, 'read', offset, target.length);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /**
+   * Writes `data` at `offset`. The driver does not keep `data` after the promise settles.
+   * A rejected write may have reached some of the range (like a failed disk write), never more.
+   */
+  async write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
+    checkBytes(data, 'data');
+    if (this.#check('write', offset, data.length, options)) return;
+    this.#begin();
+    try {
+      const caps = this.capabilities;
+      const nativeFua = options.fua === true && caps.canFua;
+      const pieceOptions = options.fua === true && !nativeFua ? { ...options, fua: false } : options;
+      const max = this.limits.maxTransfer;
+      if (data.length <= max) await this._write(offset, data, pieceOptions);
+      else {
+        for (let done = 0; done < data.length; done += max) {
+          await this._write(offset + done, data.subarray(done, Math.min(done + max, data.length)), pieceOptions);
+        }
+      }
+      if (options.fua === true && !nativeFua && caps.canFlush) await this._flush(options);
+    } catch (err) {
+      throw wrap(err, this.name, 'write', offset, data.length);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /** Makes every write that has completed durable. */
+  async flush(options: IoOptions = {}): Promise<void> {
+    if (this.#check('flush', 0, 0, options)) return;
+    this.#begin();
+    try {
+      if (this.capabilities.canFlush) await this._flush(options);
+    } catch (err) {
+      throw wrap(err, this.name, 'flush', 0, 0);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /**
+   * Tells the driver the range is no longer needed (TRIM). Advisory: afterwards the range reads as
+   * either its old contents or zeros, so callers must not rely on either.
+   */
+  async discard(offset: number, length: number, options: DiscardOptions = {}): Promise<void> {
+    if (this.#check('discard', offset, length, options)) return;
+    if (!this.capabilities.canDiscard) return;
+    this.#begin();
+    try {
+      await this.#withFua(options, (o) => this._discard(offset, length, o));
+    } catch (err) {
+      throw wrap(err, this.name, 'discard', offset, length);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /** Makes the range read as zeros; with `mayUnmap` it may also be deallocated. */
+  async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
+    if (this.#check('writeZeroes', offset, length, options)) return;
+    const caps = this.capabilities;
+    if (options.fastZero === true && !(caps.canZero && caps.canFastZero)) {
+      throw new BlockError('ENOTSUP', `${this.name}: fast zeroing is not supported`, {
+        details: { op: 'writeZeroes', offset, length, driver: this.name },
+      });
+    }
+    this.#begin();
+    try {
+      if (caps.canZero) await this.#withFua(options, (o) => this._writeZeroes(offset, length, o));
+      else await this.#emulateZeroes(offset, length, options);
+    } catch (err) {
+      throw wrap(err, this.name, 'writeZeroes', offset, length);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /**
+   * Allocation state from `offset`: contiguous, non-empty extents starting exactly at `offset` and
+   * ending at or before `offset + length`. The answer may stop short of the end (callers loop),
+   * but always covers at least one byte.
+   */
+  async blockStatus(offset: number, length: number, options: IoOptions = {}): Promise<BlockExtent[]> {
+    if (this.#check('blockStatus', offset, length, options)) return [];
+    if (!this.capabilities.canBlockStatus) return [{ offset, length, zero: false, allocated: true }];
+    this.#begin();
+    try {
+      return normalizeExtents(await this._blockStatus(offset, length, options), offset, length, this.name);
+    } catch (err) {
+      throw wrap(err, this.name, 'blockStatus', offset, length);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /** Advises the driver to prefetch the range (NBD CACHE). */
+  async cache(offset: number, length: number, options: IoOptions = {}): Promise<void> {
+    if (this.#check('cache', offset, length, options)) return;
+    if (!this.capabilities.canCache) return;
+    this.#begin();
+    try {
+      await this._cache(offset, length, options);
+    } catch (err) {
+      throw wrap(err, this.name, 'cache', offset, length);
+    } finally {
+      this.#end();
+    }
+  }
+
+  /**
+   * Stops accepting requests (they fail with ESHUTDOWN), waits for those in flight, then releases
+   * the driver's resources. Idempotent: every call returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#doClose();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- implementation hooks ----------------------------------------------------------------
+
+  protected abstract _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void>;
+
+  protected _write(_offset: number, _data: Uint8Array, _options: WriteOptions): Promise<void> {
+    return Promise.reject(this.notSupported('write'));
+  }
+  protected _flush(_options: IoOptions): Promise<void> {
+    return Promise.resolve();
+  }
+  protected _discard(_offset: number, _length: number, _options: DiscardOptions): Promise<void> {
+    return Promise.resolve();
+  }
+  protected _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
+    return this.#emulateZeroes(offset, length, options);
+  }
+  protected _blockStatus(offset: number, length: number, _options: IoOptions): Promise<BlockExtent[]> {
+    return Promise.resolve([{ offset, length, zero: false, allocated: true }]);
+  }
+  protected _cache(_offset: number, _length: number, _options: IoOptions): Promise<void> {
+    return Promise.resolve();
+  }
+  /** Releases resources once nothing is in flight. Called once. */
+  protected _close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** An ENOTSUP error naming this driver, for implementations to throw. */
+  protected notSupported(op: string): BlockError {
+    return new BlockError('ENOTSUP', `${this.name}: ${op} is not supported`, { details: { op, driver: this.name } });
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  /** Validates a request; returns true when it is empty and needs no work. */
+  #check(op: Op, offset: number, length: number, options: IoOptions | undefined): boolean {
+    checkNumber(offset, 'offset');
+    checkNumber(length, 'length');
+    if (this.#state !== 'open') {
+      throw new BlockError('ESHUTDOWN', `${this.name}: driver is ${this.#state}`, {
+        details: { op, offset, length, driver: this.name },
+      });
+    }
+    if (options?.signal?.aborted) {
+      throw new BlockError('ECANCELED', `${this.name}: ${op} aborted before it started`, {
+        cause: options.signal.reason,
+        details: { op, offset, length, driver: this.name },
+      });
+    }
+    const fail = (code: BlockErrorCode, why: string): never => {
+      throw new BlockError(code, `${this.name}: ${op} ${why}`, { details: { op, offset, length, driver: this.name } });
+    };
+    if (!Number.isSafeInteger(offset) || offset < 0) fail('EINVAL', `offset ${offset} is not a non-negative safe integer`);
+    if (!Number.isSafeInteger(length) || length < 0) fail('EINVAL', `length ${length} is not a non-negative safe integer`);
+    const writes = op === 'write' || op === 'discard' || op === 'writeZeroes';
+    if (writes && !this.capabilities.canWrite) fail('EPERM', 'on a read-only device');
+    if (op === 'flush') return false;
+    const size = this.size;
+    if (offset + length > size || offset > size) {
+      fail(op === 'write' || op === 'writeZeroes' ? 'ENOSPC' : 'EINVAL', `range ${offset}+${length} ends past the device size ${size}`);
+    }
+    const { minBlockSize, maxBlockSize } = this.limits;
+    if (minBlockSize > 1 && (offset % minBlockSize !== 0 || length % minBlockSize !== 0)) {
+      fail('EINVAL', `range ${offset}+${length} is not aligned to ${minBlockSize} bytes`);
+    }
+    if ((op === 'read' || op === 'write') && length > maxBlockSize) {
+      fail('EOVERFLOW', `length ${length} exceeds the maximum block size ${maxBlockSize}`);
+    }
+    return length === 0;
+  }
+
+  #begin(): void {
+    this.#inFlight++;
+  }
+
+  #end(): void {
+    if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained();
+  }
+
+  async #withFua<O extends IoOptions & { readonly fua?: boolean }>(options: O, run: (o: O) => Promise<void>): Promise<void> {
+    if (options.fua !== true || this.capabilities.canFua) return run(options);
+    await run({ ...options, fua: false });
+    if (this.capabilities.canFlush) await this._flush(options);
+  }
+
+  async #emulateZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
+    const step = Math.min(ZERO_CHUNK, this.limits.maxTransfer);
+    const fuaOff = { ...options, fua: false };
+    for (let done = 0; done < length; done += step) {
+      await this._write(offset + done, zeros(Math.min(step, length - done)), fuaOff);
+    }
+    if (options.fua === true && this.capabilities.canFlush) await this._flush(options);
+  }
+
+  async #doClose(): Promise<void> {
+    if (this.#state === 'open') this.#state = 'closing';
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    try {
+      await this._close();
+    } finally {
+      this.#state = 'closed';
+      this.emit('close');
+    }
+  }
+}
+
+function checkNumber(value: unknown, what: string): void {
+  if (typeof value !== 'number') throw new TypeError(`${what} must be a number, got ${typeof value}`);
+}
+
+function checkBytes(value: unknown, what: string): void {
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${what} must be a Uint8Array`);
+}
+
+function wrap(err: unknown, driver: string, op: Op, offset: number, length: number): BlockError {
+  return toBlockError(err, { op, offset, length, driver });
+}
+
+/**
+ * Clamps a driver's extents to the request, checks they are contiguous from `offset`, and merges
+ * neighbours with equal flags. A driver that answers nothing usable is a bug: EIO.
+ */
+export function normalizeExtents(
+  extents: readonly BlockExtent[],
+  offset: number,
+  length: number,
+  driver = 'driver',
+): BlockExtent[] {
+  const end = offset + length;
+  const out: BlockExtent[] = [];
+  let pos = offset;
+  for (const e of extents) {
+    if (pos >= end) break;
+    if (e.offset !== pos || !(e.length > 0)) break;
+    const len = Math.min(e.length, end - pos);
+    const last = out[out.length - 1];
+    if (last !== undefined && last.zero === e.zero && last.allocated === e.allocated) {
+      out[out.length - 1] = { offset: last.offset, length: last.length + len, zero: e.zero, allocated: e.allocated };
+    } else {
+      out.push({ offset: pos, length: len, zero: e.zero, allocated: e.allocated });
+    }
+    pos += len;
+  }
+  if (out.length === 0) {
+    throw new BlockError('EIO', `${driver}: blockStatus returned no extent at ${offset}`, {
+      details: { op: 'blockStatus', offset, length, driver },
+    });
+  }
+  return out;
+}

@@ -1,0 +1,1 @@
+export { MemoryDriver, type MemoryDriverOptions } from './memory.js';

@@ -1,0 +1,177 @@
+/**
+ * Errors raised by block drivers.
+ *
+ * Every failure of an I/O operation is a {@link BlockError} with a stable, errno-like `code`.
+ * Codes are part of the public API (see README, "Error codes"); messages are not and may change.
+ * Programming mistakes — an argument of the wrong type — are plain `TypeError`s instead.
+ */
+
+/** The stable error codes a block operation can fail with. */
+export type BlockErrorCode =
+  | 'EIO'
+  | 'EINVAL'
+  | 'ENOSPC'
+  | 'EPERM'
+  | 'ENOTSUP'
+  | 'ESHUTDOWN'
+  | 'EOVERFLOW'
+  | 'ENOMEM'
+  | 'ECANCELED'
+  | 'ETIMEDOUT';
+
+/** Every {@link BlockErrorCode}, in a fixed order (useful for property-test generators). */
+export const BLOCK_ERROR_CODES: readonly BlockErrorCode[] = Object.freeze([
+  'EIO',
+  'EINVAL',
+  'ENOSPC',
+  'EPERM',
+  'ENOTSUP',
+  'ESHUTDOWN',
+  'EOVERFLOW',
+  'ENOMEM',
+  'ECANCELED',
+  'ETIMEDOUT',
+]);
+
+/**
+ * The NBD wire value for each code. NBD defines only eight errors; the two codes it lacks are
+ * sent as the nearest NBD error a peer can act on (a cancelled or timed-out request is, for the
+ * remote side, an I/O failure it may retry).
+ */
+export const NBD_ERROR_VALUES: Readonly<Record<BlockErrorCode, number>> = Object.freeze({
+  EPERM: 1,
+  EIO: 5,
+  ENOMEM: 12,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EOVERFLOW: 75,
+  ENOTSUP: 95,
+  ESHUTDOWN: 108,
+  ECANCELED: 5,
+  ETIMEDOUT: 5,
+});
+
+const CODE_BY_NBD_VALUE: ReadonlyMap<number, BlockErrorCode> = new Map<number, BlockErrorCode>([
+  [1, 'EPERM'],
+  [5, 'EIO'],
+  [12, 'ENOMEM'],
+  [22, 'EINVAL'],
+  [28, 'ENOSPC'],
+  [75, 'EOVERFLOW'],
+  [95, 'ENOTSUP'],
+  [108, 'ESHUTDOWN'],
+]);
+
+/** The NBD error value for a code (EIO for codes NBD lacks). */
+export function nbdErrorValue(code: BlockErrorCode): number {
+  return NBD_ERROR_VALUES[code];
+}
+
+/** The code for an NBD error value. The spec tells clients to treat unknown values as EINVAL. */
+export function codeFromNbdError(value: number): BlockErrorCode {
+  return CODE_BY_NBD_VALUE.get(value) ?? 'EINVAL';
+}
+
+/** Structured facts about a failed request, for logs and events. */
+export interface BlockErrorDetails {
+  /** Operation that failed, e.g. `read`, `write`, `flush`. */
+  readonly op?: string;
+  readonly offset?: number;
+  readonly length?: number;
+  /** Name of the driver or child that failed. */
+  readonly driver?: string;
+  readonly [key: string]: unknown;
+}
+
+export interface BlockErrorOptions {
+  readonly cause?: unknown;
+  readonly details?: BlockErrorDetails;
+}
+
+// A global symbol brands instances so `isBlockError` works across duplicate installs of the package.
+const BRAND = Symbol.for('blockgraph.BlockError');
+
+/** The error every block operation fails with. */
+export class BlockError extends Error {
+  override readonly name = 'BlockError';
+  readonly code: BlockErrorCode;
+  readonly details: BlockErrorDetails;
+
+  constructor(code: BlockErrorCode, message: string, options: BlockErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = Object.freeze({ ...(options.details ?? {}) });
+  }
+
+  /** The NBD wire value of this error's code. */
+  get nbdError(): number {
+    return nbdErrorValue(this.code);
+  }
+
+  get [BRAND](): true {
+    return true;
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return isBlockError(value);
+  }
+}
+
+/** True for a {@link BlockError} from any copy of this package. */
+export function isBlockError(value: unknown): value is BlockError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/**
+ * Turns anything thrown into a {@link BlockError}: block errors pass through, Node system errors
+ * keep their errno code when it is one of ours, an abort becomes ECANCELED, everything else EIO.
+ */
+export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockError {
+  if (isBlockError(err)) return err;
+  const anyErr = err as { code?: unknown; name?: unknown; message?: unknown } | null;
+  const message = typeof anyErr?.message === 'string' ? anyErr.message : String(err);
+  if (anyErr?.name === 'AbortError') {
+    return new BlockError('ECANCELED', message, { cause: err, details });
+  }
+  const code = typeof anyErr?.code === 'string' ? anyErr.code : undefined;
+  const mapped = code === undefined ? undefined : SYSTEM_CODES[code];
+  return new BlockError(mapped ?? 'EIO', message, { cause: err, details });
+}
+
+const SYSTEM_CODES: Readonly<Record<string, BlockErrorCode>> = {
+  EIO: 'EIO',
+  EINVAL: 'EINVAL',
+  ENOSPC: 'ENOSPC',
+  EDQUOT: 'ENOSPC',
+  EFBIG: 'ENOSPC',
+  EPERM: 'EPERM',
+  EACCES: 'EPERM',
+  EROFS: 'EPERM',
+  ENOTSUP: 'ENOTSUP',
+  EOPNOTSUPP: 'ENOTSUP',
+  ESHUTDOWN: 'ESHUTDOWN',
+  EOVERFLOW: 'EOVERFLOW',
+  ENOMEM: 'ENOMEM',
+  ECANCELED: 'ECANCELED',
+  ABORT_ERR: 'ECANCELED',
+  ETIMEDOUT: 'ETIMEDOUT',
+};
+
+/**
+ * Most common code among failures. Ties go to the tied code that appears first in `codes`
+ * (a documented, stable rule: callers pass failures in child order).
+ */
+export function mostCommonCode(codes: readonly BlockErrorCode[]): BlockErrorCode {
+  const counts = new Map<BlockErrorCode, number>();
+  for (const code of codes) counts.set(code, (counts.get(code) ?? 0) + 1);
+  let best: BlockErrorCode = 'EIO';
+  let bestCount = 0;
+  // Map iteration follows first insertion, so a strict `>` keeps the earliest of tied codes.
+  for (const [code, n] of counts) {
+    if (n > bestCount) {
+      best = code;
+      bestCount = n;
+    }
+  }
+  return best;
+}
