@@ -7,7 +7,8 @@
  * `op` and `_op`. Offsets and lengths are JavaScript numbers: byte-exact up to 2^53 (8 PiB).
  */
 import { EventEmitter } from 'node:events';
-import { BlockError, toBlockError, type BlockErrorCode } from './errors.js';
+import { BlockError, isBlockError, toBlockError, type BlockErrorCode } from './errors.js';
+import { normalizeExtents } from './extents.js';
 import {
   DEFAULT_LIMITS,
   type BlockCapabilities,
@@ -51,7 +52,8 @@ function zeros(length: number): Uint8Array {
  * Implementations override the protected `_op` methods and the `size`, `capabilities` and `limits`
  * getters. They may rely on: offsets and lengths are safe non-negative integers, aligned to
  * `limits.minBlockSize`, inside the device, non-empty, and read/write lengths at most
- * `limits.maxTransfer`; the operation is allowed by `capabilities`; the driver is open.
+ * `limits.maxTransfer` (rounded down to a multiple of `minBlockSize`); the operation is allowed by
+ * `capabilities`; the driver is open, or closing and finishing requests accepted before close().
  * They must: fill the whole target of `_read`; not keep a reference to the data of `_write` after
  * it resolves (copy it); reject only with {@link BlockError}s (anything else becomes EIO).
  */
@@ -95,7 +97,7 @@ export abstract class BlockDriver extends EventEmitter
   /** Reads `length` bytes at `offset` into a new buffer. */
   async read(offset: number, length: number, options?: IoOptions): Promise<Uint8Array> {
     if (this.#check('read', offset, length, options)) return new Uint8Array(0);
-    const target = Buffer.allocUnsafe(length);
+    const target = this.#allocate(offset, length);
     await this.#read(offset, target, options ?? {});
     return target;
   }
@@ -110,9 +112,10 @@ export abstract class BlockDriver extends EventEmitter
   async #read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     this.#begin();
     try {
-      const max = this.limits.maxTransfer;
+      const max = this.#pieceSize();
       if (target.length <= max) return await this._read(offset, target, options);
       for (let done = 0; done < target.length; done += max) {
+        if (done > 0) this.#throwIfAborted('read', offset, target.length, options);
         await this._read(offset + done, target.subarray(done, Math.min(done + max, target.length)), options);
       }
     } catch (err) {
@@ -134,10 +137,12 @@ export abstract class BlockDriver extends EventEmitter
       const caps = this.capabilities;
       const nativeFua = options.fua === true && caps.canFua;
       const pieceOptions = options.fua === true && !nativeFua ? { ...options, fua: false } : options;
-      const max = this.limits.maxTransfer;
+      const max = this.#pieceSize();
       if (data.length <= max) await this._write(offset, data, pieceOptions);
       else {
         for (let done = 0; done < data.length; done += max) {
+          // Stopping between pieces is allowed: a failed write may have reached part of its range.
+          if (done > 0) this.#throwIfAborted('write', offset, data.length, options);
           await this._write(offset + done, data.subarray(done, Math.min(done + max, data.length)), pieceOptions);
         }
       }
@@ -179,7 +184,12 @@ export abstract class BlockDriver extends EventEmitter
     }
   }
 
-  /** Makes the range read as zeros; with `mayUnmap` it may also be deallocated. */
+  /**
+   * Makes the range read as zeros; with `mayUnmap` it may also be deallocated. With `fastZero` it
+   * fails with ENOTSUP, before touching anything, unless the driver zeroes natively and fast.
+   * Without `fastZero`, a native zeroing that turns out to be unsupported (ENOTSUP) falls back to
+   * writing zeros, as QEMU does.
+   */
   async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
     if (this.#check('writeZeroes', offset, length, options)) return;
     const caps = this.capabilities;
@@ -190,8 +200,15 @@ export abstract class BlockDriver extends EventEmitter
     }
     this.#begin();
     try {
-      if (caps.canZero) await this.#withFua(options, (o) => this._writeZeroes(offset, length, o));
-      else await this.#emulateZeroes(offset, length, options);
+      if (!caps.canZero) await this.#emulateZeroes(offset, length, options);
+      else {
+        try {
+          await this.#withFua(options, (o) => this._writeZeroes(offset, length, o));
+        } catch (err) {
+          if (options.fastZero === true || !isBlockError(err) || err.code !== 'ENOTSUP') throw err;
+          await this.#emulateZeroes(offset, length, options);
+        }
+      }
     } catch (err) {
       throw wrap(err, this.name, 'writeZeroes', offset, length);
     } finally {
@@ -240,14 +257,20 @@ export abstract class BlockDriver extends EventEmitter
     return this.#closing;
   }
 
+  /** Same as {@link BlockDriver.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
   // ---- implementation hooks ----------------------------------------------------------------
 
+  /** Fills all of `target` with the bytes at `offset`. */
   protected abstract _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void>;
 
+  /**
+   * Stores `data` at `offset`. Must neither modify `data` (it may be a buffer shared by the base
+   * class, e.g. the zeros of an emulated writeZeroes) nor keep it after resolving.
+   */
   protected _write(_offset: number, _data: Uint8Array, _options: WriteOptions): Promise<void> {
     return Promise.reject(this.notSupported('write'));
   }
@@ -315,6 +338,33 @@ export abstract class BlockDriver extends EventEmitter
     return length === 0;
   }
 
+  /** The longest piece handed to `_read`/`_write`: `maxTransfer`, kept aligned to `minBlockSize`. */
+  #pieceSize(): number {
+    const { minBlockSize, maxTransfer } = this.limits;
+    if (minBlockSize <= 1) return Math.max(1, maxTransfer);
+    return Math.max(minBlockSize, maxTransfer - (maxTransfer % minBlockSize));
+  }
+
+  #throwIfAborted(op: Op, offset: number, length: number, options: IoOptions): void {
+    if (options.signal?.aborted !== true) return;
+    throw new BlockError('ECANCELED', `${this.name}: ${op} aborted`, {
+      cause: options.signal.reason,
+      details: { op, offset, length, driver: this.name },
+    });
+  }
+
+  /** A read buffer; a length the process cannot allocate is ENOMEM rather than a RangeError. */
+  #allocate(offset: number, length: number): Uint8Array {
+    try {
+      return Buffer.allocUnsafe(length);
+    } catch (err) {
+      throw new BlockError('ENOMEM', `${this.name}: cannot allocate ${length} bytes for a read`, {
+        cause: err,
+        details: { op: 'read', offset, length, driver: this.name },
+      });
+    }
+  }
+
   #begin(): void {
     this.#inFlight++;
   }
@@ -330,9 +380,12 @@ export abstract class BlockDriver extends EventEmitter
   }
 
   async #emulateZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
-    const step = Math.min(ZERO_CHUNK, this.limits.maxTransfer);
+    // ZERO_CHUNK is a multiple of every legal minBlockSize, so every piece stays aligned.
+    const step = Math.min(ZERO_CHUNK, this.#pieceSize());
     const fuaOff = { ...options, fua: false };
     for (let done = 0; done < length; done += step) {
+      // Zeroing a huge range by writing can take long: honour an abort between pieces.
+      if (done > 0) this.#throwIfAborted('writeZeroes', offset, length, options);
       await this._write(offset + done, zeros(Math.min(step, length - done)), fuaOff);
     }
     if (options.fua === true && this.capabilities.canFlush) await this._flush(options);
@@ -340,9 +393,16 @@ export abstract class BlockDriver extends EventEmitter
 
   async #doClose(): Promise<void> {
     if (this.#state === 'open') this.#state = 'closing';
-    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
+    if (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => (this.#drained = resolve));
+      // The last request's own promise settles a few microtasks after it left the count; one
+      // macrotask lets every accepted request settle (and its callers react) before close does.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
     try {
       await this._close();
+    } catch (err) {
+      throw toBlockError(err, { op: 'close', driver: this.name });
     } finally {
       this.#state = 'closed';
       this.emit('close');
@@ -362,35 +422,5 @@ function wrap(err: unknown, driver: string, op: Op, offset: number, length: numb
   return toBlockError(err, { op, offset, length, driver });
 }
 
-/**
- * Clamps a driver's extents to the request, checks they are contiguous from `offset`, and merges
- * neighbours with equal flags. A driver that answers nothing usable is a bug: EIO.
- */
-export function normalizeExtents(
-  extents: readonly BlockExtent[],
-  offset: number,
-  length: number,
-  driver = 'driver',
-): BlockExtent[] {
-  const end = offset + length;
-  const out: BlockExtent[] = [];
-  let pos = offset;
-  for (const e of extents) {
-    if (pos >= end) break;
-    if (e.offset !== pos || !(e.length > 0)) break;
-    const len = Math.min(e.length, end - pos);
-    const last = out[out.length - 1];
-    if (last !== undefined && last.zero === e.zero && last.allocated === e.allocated) {
-      out[out.length - 1] = { offset: last.offset, length: last.length + len, zero: e.zero, allocated: e.allocated };
-    } else {
-      out.push({ offset: pos, length: len, zero: e.zero, allocated: e.allocated });
-    }
-    pos += len;
-  }
-  if (out.length === 0) {
-    throw new BlockError('EIO', `${driver}: blockStatus returned no extent at ${offset}`, {
-      details: { op: 'blockStatus', offset, length, driver },
-    });
-  }
-  return out;
-}
+export { normalizeExtents } from './extents.js';
+export { describeGraph, type DriverDescription } from './describe.js';

@@ -83,8 +83,11 @@ export interface BlockErrorDetails {
   readonly [key: string]: unknown;
 }
 
+/** Options of the {@link BlockError} constructor. */
 export interface BlockErrorOptions {
+  /** What caused the failure (kept as the standard `Error.cause`). */
   readonly cause?: unknown;
+  /** Structured facts about the request; frozen on the error. */
   readonly details?: BlockErrorDetails;
 }
 
@@ -93,7 +96,7 @@ const BRAND = Symbol.for('blockgraph.BlockError');
 
 /** The error every block operation fails with. */
 export class BlockError extends Error {
-  override readonly name = 'BlockError';
+  override readonly name: string = 'BlockError';
   readonly code: BlockErrorCode;
   readonly details: BlockErrorDetails;
 
@@ -124,7 +127,8 @@ export function isBlockError(value: unknown): value is BlockError {
 
 /**
  * Turns anything thrown into a {@link BlockError}: block errors pass through, Node system errors
- * keep their errno code when it is one of ours, an abort becomes ECANCELED, everything else EIO.
+ * keep their errno code when it is one of ours (or its nearest, e.g. EACCES → EPERM), an abort
+ * becomes ECANCELED, a timeout (`AbortSignal.timeout`'s TimeoutError) ETIMEDOUT, everything else EIO.
  */
 export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockError {
   if (isBlockError(err)) return err;
@@ -132,6 +136,9 @@ export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockEr
   const message = typeof anyErr?.message === 'string' ? anyErr.message : String(err);
   if (anyErr?.name === 'AbortError') {
     return new BlockError('ECANCELED', message, { cause: err, details });
+  }
+  if (anyErr?.name === 'TimeoutError') {
+    return new BlockError('ETIMEDOUT', message, { cause: err, details });
   }
   const code = typeof anyErr?.code === 'string' ? anyErr.code : undefined;
   const mapped = code === undefined ? undefined : SYSTEM_CODES[code];
@@ -152,6 +159,7 @@ const SYSTEM_CODES: Readonly<Record<string, BlockErrorCode>> = {
   ESHUTDOWN: 'ESHUTDOWN',
   EOVERFLOW: 'EOVERFLOW',
   ENOMEM: 'ENOMEM',
+  ENOBUFS: 'ENOMEM',
   ECANCELED: 'ECANCELED',
   ABORT_ERR: 'ECANCELED',
   ETIMEDOUT: 'ETIMEDOUT',

@@ -14,6 +14,7 @@ import type {
   WriteZeroesOptions,
 } from './types.js';
 
+/** Options of {@link FilterDriver}. */
 export interface FilterOptions extends BlockDriverOptions {
   /** Close the child when this filter closes (default true: the top of a graph owns it). */
   readonly closeChild?: boolean;

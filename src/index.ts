@@ -28,7 +28,9 @@ export {
   type WriteOptions,
   type WriteZeroesOptions,
 } from './types.js';
-export { BlockDriver, normalizeExtents, type BlockDriverEvents, type BlockDriverOptions } from './driver.js';
+export { BlockDriver, type BlockDriverEvents, type BlockDriverOptions } from './driver.js';
+export { normalizeExtents } from './extents.js';
+export { describeGraph, type DriverDescription } from './describe.js';
 export { FilterDriver, type FilterOptions } from './filter.js';
 export * from './drivers/index.js';
 export * from './filters/index.js';

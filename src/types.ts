@@ -52,22 +52,29 @@ export interface BlockLimits {
 /** Options every I/O accepts. */
 export interface IoOptions {
   /**
-   * Cancels the request before it is dispatched (ECANCELED). Once an implementation has started,
-   * it may honour the signal, but a request already on its way to storage is not torn back.
+   * Cancels the request before it is dispatched (ECANCELED). A request the base class splits (a
+   * read or write over `maxTransfer`, an emulated writeZeroes) also stops between pieces, so a
+   * cancelled write may have reached part of its range. Once an implementation has started, it
+   * may honour the signal, but a request already on its way to storage is not torn back.
    */
   readonly signal?: AbortSignal;
 }
 
+/** Options of `write`. */
 export interface WriteOptions extends IoOptions {
   /** Force Unit Access: resolve only once the data is on stable storage. */
   readonly fua?: boolean;
 }
 
+/** Options of `discard`. */
 export interface DiscardOptions extends IoOptions {
+  /** Resolve only once the discard is on stable storage. */
   readonly fua?: boolean;
 }
 
+/** Options of `writeZeroes`. */
 export interface WriteZeroesOptions extends IoOptions {
+  /** Resolve only once the zeros are on stable storage. */
   readonly fua?: boolean;
   /** The range may be deallocated (punched) as long as it reads back as zeros. */
   readonly mayUnmap?: boolean;
@@ -77,7 +84,9 @@ export interface WriteZeroesOptions extends IoOptions {
 
 /** One run of bytes with the same allocation state, as reported by `blockStatus`. */
 export interface BlockExtent {
+  /** First byte of the run. */
   readonly offset: number;
+  /** Bytes in the run (more than zero). */
   readonly length: number;
   /** The range reads as zeros. */
   readonly zero: boolean;

@@ -13,6 +13,7 @@ import type {
   WriteZeroesOptions,
 } from '../types.js';
 
+/** Options of {@link MemoryDriver}. */
 export interface MemoryDriverOptions extends BlockDriverOptions {
   /** Device size in bytes (any safe integer; nothing is allocated up front). */
   readonly size: number;
@@ -26,6 +27,10 @@ const DEFAULT_CHUNK = 64 * 1024;
 /** Above this many extents one blockStatus answer stops short; callers continue from its end. */
 const MAX_EXTENTS = 4096;
 
+/**
+ * A sparse in-memory disk, zero-filled at creation. Discard always frees whole chunks it covers
+ * (so discarded ranges read as zeros); writeZeroes frees them only with `mayUnmap`.
+ */
 export class MemoryDriver extends BlockDriver {
   readonly #size: number;
   readonly #chunkSize: number;

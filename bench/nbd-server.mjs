@@ -1,0 +1,168 @@
+// blockgraph's NbdServer over a MemoryDriver vs `nbdkit memory`, driven by the same fio client
+// (ioengine=nbd, loopback TCP, one job, one connection). Four workloads: 4 KiB randread QD32,
+// 4 KiB randwrite QD32, 1 MiB sequential read QD8, 1 MiB sequential write QD8.
+//
+// The two servers alternate in rounds (CPU steal on shared hosts swings within minutes) and the
+// table quotes the median of per-round ratios. Our server runs in its own process so fio and the
+// server do not share a JavaScript thread; the machine has 2 cores, so fio and the server each
+// get about one.
+//
+//   npx tsup && node bench/nbd-server.mjs            (BENCH_ROUNDS=3 BENCH_SECONDS=5 by default)
+//   node bench/nbd-server.mjs --serve PORT SIZE      (internal: the server child)
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const SIZE = 256 * 1024 * 1024;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+
+const WORKLOADS = [
+  { name: '4 KiB randread QD32', rw: 'randread', bs: '4k', depth: 32, unit: 'IOPS' },
+  { name: '4 KiB randwrite QD32', rw: 'randwrite', bs: '4k', depth: 32, unit: 'IOPS' },
+  { name: '1 MiB seq read QD8', rw: 'read', bs: '1m', depth: 8, unit: 'MiB/s' },
+  { name: '1 MiB seq write QD8', rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' },
+];
+
+if (process.argv[2] === '--serve') {
+  await serve(Number(process.argv[3]), Number(process.argv[4]));
+} else {
+  await main();
+}
+
+async function serve(port, size) {
+  const { NbdServer, MemoryDriver } = await import('../dist/index.js');
+  const server = new NbdServer();
+  server.addExport('', new MemoryDriver({ size }));
+  await server.listen({ port, host: '127.0.0.1' });
+  process.stdout.write('ready\n');
+  const stop = () => server.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function which(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port, child) {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited early (${child.exitCode})`);
+    const ok = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`server on port ${port} never came up`);
+}
+
+async function startServer(kind) {
+  const port = await freePort();
+  const child =
+    kind === 'blockgraph'
+      ? spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', String(port), String(SIZE)], { stdio: ['ignore', 'ignore', 'inherit'] })
+      : spawn('nbdkit', ['--foreground', '--exit-with-parent', '--ipaddr', '127.0.0.1', '--port', String(port), 'memory', `size=${SIZE}`], {
+          stdio: ['ignore', 'ignore', 'inherit'],
+        });
+  await waitForPort(port, child);
+  return {
+    uri: `nbd://127.0.0.1:${port}/`,
+    stop: () =>
+      new Promise((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      }),
+  };
+}
+
+function fio(uri, w, timed) {
+  const args = [
+    '--name=bench',
+    '--ioengine=nbd',
+    `--uri=${uri}`,
+    `--rw=${w.rw}`,
+    `--bs=${w.bs}`,
+    `--iodepth=${w.depth}`,
+    `--size=${SIZE}`,
+    '--numjobs=1',
+    '--output-format=json',
+    '--randrepeat=0',
+  ];
+  if (timed) args.push('--time_based', `--runtime=${SECONDS}`, '--ramp_time=1');
+  const r = spawnSync('fio', args, { encoding: 'utf8', timeout: (SECONDS + 60) * 1000 });
+  if (r.status !== 0) throw new Error(`fio failed (${r.status}): ${r.stderr}`);
+  const job = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))).jobs[0];
+  const side = w.rw.includes('read') ? job.read : job.write;
+  return w.unit === 'IOPS' ? side.iops : side.bw_bytes / (1024 * 1024);
+}
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(v, unit) {
+  return unit === 'IOPS' ? `${(v / 1000).toFixed(1)}k IOPS` : `${(v / 1024).toFixed(2)} GiB/s`;
+}
+
+async function main() {
+  for (const tool of ['fio', 'nbdkit']) {
+    if (!which(tool)) {
+      console.log(`bench/nbd-server: ${tool} not installed, skipping`);
+      return;
+    }
+  }
+  const results = { blockgraph: WORKLOADS.map(() => []), nbdkit: WORKLOADS.map(() => []) };
+  const ratios = WORKLOADS.map(() => []);
+  console.log(`fio ioengine=nbd, loopback TCP, 1 job, ${SIZE / 2 ** 20} MiB, ${SECONDS} s per run, ${ROUNDS} rounds`);
+  for (let round = 0; round < ROUNDS; round++) {
+    // Alternate which side goes first so slow drifts in steal time hit both equally.
+    const order = round % 2 === 0 ? ['blockgraph', 'nbdkit'] : ['nbdkit', 'blockgraph'];
+    const thisRound = {};
+    for (const kind of order) {
+      const server = await startServer(kind);
+      try {
+        // Fill the disk first so reads move real data rather than zeros of a sparse map.
+        fio(server.uri, { rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' }, false);
+        thisRound[kind] = WORKLOADS.map((w) => fio(server.uri, w, true));
+      } finally {
+        await server.stop();
+      }
+    }
+    WORKLOADS.forEach((w, i) => {
+      results.blockgraph[i].push(thisRound.blockgraph[i]);
+      results.nbdkit[i].push(thisRound.nbdkit[i]);
+      ratios[i].push(thisRound.blockgraph[i] / thisRound.nbdkit[i]);
+      console.log(
+        `round ${round + 1} ${w.name.padEnd(22)} blockgraph ${fmt(thisRound.blockgraph[i], w.unit).padStart(14)}  nbdkit ${fmt(thisRound.nbdkit[i], w.unit).padStart(14)}  ratio ${(thisRound.blockgraph[i] / thisRound.nbdkit[i]).toFixed(2)}`,
+      );
+    });
+  }
+  console.log('\n| workload | blockgraph (median) | nbdkit memory (median) | ratio (median of rounds) |');
+  console.log('|---|---|---|---|');
+  WORKLOADS.forEach((w, i) => {
+    console.log(
+      `| ${w.name} | ${fmt(median(results.blockgraph[i]), w.unit)} | ${fmt(median(results.nbdkit[i]), w.unit)} | ${median(ratios[i]).toFixed(2)}× |`,
+    );
+  });
+}

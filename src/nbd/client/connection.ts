@@ -1,0 +1,452 @@
+/**
+ * One NBD connection of a client: a socket, its negotiation, and the requests in flight on it,
+ * matched to replies by cookie.
+ *
+ * Reads avoid copies: the socket reads through a caller-chosen buffer (`onread`), and while a
+ * READ's payload is streaming in, the next socket read goes straight into the caller's target
+ * buffer. Only the bytes that arrive together with a header are copied, once, out of a reusable
+ * scratch buffer.
+ *
+ * A connection never retries anything itself. When it ends unexpectedly it hands its unanswered
+ * requests, in submission order, to its host (the client), which replays or fails them.
+ */
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { BlockError, toBlockError } from '../../errors.js';
+import {
+  Cmd,
+  CmdFlag,
+  Err,
+  Limits,
+  NbdProtocolError,
+  OptionReplyParser,
+  ReplyParser,
+  writeRequestHeader,
+  type DataChunk,
+  type NbdReply,
+  type OptionReplyParserEvent,
+  type ReplyMode,
+  type SimpleReply,
+} from '../protocol/index.js';
+import type { NbdAddress } from './address.js';
+import type { Dispatchable } from './dispatch.js';
+import { negotiate, type HandshakeChannel, type NegotiatedExport } from './negotiate.js';
+import type { NbdNegotiationOptions } from './options.js';
+import { ReadCoverage } from './read-coverage.js';
+import type { NbdRequest } from './request.js';
+
+/** Reusable receive buffer for headers and small payloads. */
+const SCRATCH_SIZE = 256 * 1024;
+/** Below this, a payload remainder is read through the scratch buffer (one syscall for many replies). */
+const DIRECT_MIN = 32 * 1024;
+
+/** The side of the client a connection reports to. */
+export interface ConnectionHost {
+  /**
+   * The connection ended without being asked to. `unanswered` holds its requests without a reply,
+   * in submission order, reset for a replay.
+   */
+  connectionLost(connection: NbdConnection, error: BlockError, unanswered: NbdRequest[]): void;
+  /** The server refused `request` with ESHUTDOWN; it was not executed. The connection now drains. */
+  requestRefusedByShutdown(connection: NbdConnection, request: NbdRequest): void;
+}
+
+/** How to open a connection. */
+export interface ConnectionSettings {
+  readonly address: NbdAddress;
+  readonly exportName: string;
+  readonly negotiation: Required<NbdNegotiationOptions>;
+  /** ms for TCP connect plus negotiation; 0 for none. */
+  readonly connectTimeout: number;
+  /** ms a request may wait for its reply; 0 for none. */
+  readonly requestTimeout: number;
+  /** Largest read payload accepted (the client never asks for more). */
+  readonly maxPayload: number;
+  readonly signal?: AbortSignal;
+}
+
+type Phase = 'handshake' | 'ready' | 'draining' | 'closing' | 'closed';
+
+/** An open, negotiated connection. Create with {@link NbdConnection.open}. */
+export class NbdConnection implements Dispatchable {
+  readonly #host: ConnectionHost;
+  readonly #settings: ConnectionSettings;
+  readonly #socket: Socket;
+  readonly #scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
+  readonly #requests = new Map<number, NbdRequest>();
+  #phase: Phase = 'handshake';
+  #negotiated: NegotiatedExport | undefined;
+  #mode: ReplyMode = 'simple';
+  #parser: ReplyParser | undefined;
+  #nextCookie = 0;
+  #corked = false;
+  #sweep: NodeJS.Timeout | undefined;
+  #closed: Promise<void>;
+  // Handshake plumbing.
+  readonly #options = new OptionReplyParser();
+  #wake: (() => void) | undefined;
+  #failure: BlockError | undefined;
+  // The READ payload being received: where the rest of it goes.
+  #dataReply: SimpleReply | DataChunk | undefined;
+  #dataRequest: NbdRequest | undefined;
+  #directTarget: Uint8Array | undefined;
+  #directAt = 0;
+  #directLeft = 0;
+  /** The request whose reply is being parsed, to blame for a protocol violation. */
+  #blame: NbdRequest | undefined;
+
+  private constructor(settings: ConnectionSettings, host: ConnectionHost) {
+    this.#settings = settings;
+    this.#host = host;
+    const a = settings.address;
+    const onread = { buffer: this.#nextBuffer, callback: this.#onRead };
+    this.#socket =
+      a.transport === 'tcp' ? connect({ host: a.host, port: a.port, noDelay: true, onread }) : connect({ path: a.path, onread });
+    this.#closed = new Promise((resolve) => this.#socket.once('close', () => resolve()));
+    this.#socket.on('error', (err) => this.#socketEnded(err));
+    this.#socket.on('close', () => this.#socketEnded(undefined));
+  }
+
+  /** Connects and negotiates. Rejects with a BlockError (EIO for transport and protocol trouble). */
+  static async open(settings: ConnectionSettings, host: ConnectionHost): Promise<NbdConnection> {
+    const c = new NbdConnection(settings, host);
+    const { signal, connectTimeout } = settings;
+    const timer =
+      connectTimeout > 0
+        ? setTimeout(() => c.#abortHandshake(new BlockError('ETIMEDOUT', `nbd: no connection within ${connectTimeout} ms`)), connectTimeout)
+        : undefined;
+    const onAbort = (): void => c.#abortHandshake(new BlockError('ECANCELED', 'nbd: connect aborted', { cause: signal?.reason }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (signal?.aborted) onAbort();
+      const channel: HandshakeChannel = {
+        send: (bytes) => c.#socket.write(bytes),
+        next: () => c.#nextOption(),
+        expectExportNameReply: (noZeroes) => c.#options.expectExportNameReply(noZeroes),
+      };
+      const negotiated = await negotiate(channel, settings.exportName, settings.negotiation);
+      c.#enterTransmission(negotiated);
+      return c;
+    } catch (err) {
+      const error = toBlockError(err, { op: 'connect' });
+      c.#phase = 'closed';
+      c.#socket.destroy();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** What negotiation agreed. */
+  get negotiated(): NegotiatedExport {
+    return this.#negotiated!;
+  }
+
+  /** Takes new requests. */
+  get usable(): boolean {
+    return this.#phase === 'ready';
+  }
+
+  /** Requests sent and not yet answered. */
+  get outstanding(): number {
+    return this.#requests.size;
+  }
+
+  /** Sends a request; its outcome arrives through the request's callbacks or the host. */
+  send(req: NbdRequest): void {
+    let cookie = this.#nextCookie;
+    while (this.#requests.has(cookie)) cookie = (cookie + 1) >>> 0;
+    this.#nextCookie = (cookie + 1) >>> 0;
+    req.cookie = cookie;
+    if (this.#settings.requestTimeout > 0) req.sentAt = performance.now();
+    if (req.command === Cmd.READ && this.#mode !== 'simple') req.coverage ??= new ReadCoverage(req.offset, req.length);
+    this.#requests.set(cookie, req);
+    const extended = this.#mode === 'extended';
+    const header = Buffer.allocUnsafe(extended ? Limits.EXTENDED_REQUEST_SIZE : Limits.COMPACT_REQUEST_SIZE);
+    const flags = extended && req.data !== undefined ? req.flags | CmdFlag.PAYLOAD_LEN : req.flags;
+    writeRequestHeader(header, 0, extended, req.command, flags, 0, cookie, req.offset, req.length);
+    this.#write(header);
+    if (req.data !== undefined) this.#write(req.data);
+  }
+
+  /**
+   * Ends the connection politely: NBD_CMD_DISC, then close. Requests still unanswered (the client
+   * drains first, so normally none) fail with ESHUTDOWN.
+   */
+  async disconnect(): Promise<void> {
+    if (this.#phase === 'closed') return this.#closed;
+    if (this.#phase === 'ready' || this.#phase === 'draining') {
+      this.#phase = 'closing';
+      this.#sendDisc();
+      this.#socket.end();
+    }
+    this.#phase = 'closing';
+    this.#stopSweep();
+    for (const req of this.#requests.values()) req.reject(new BlockError('ESHUTDOWN', `nbd: ${req.op} abandoned: connection closed`));
+    this.#requests.clear();
+    const guard = setTimeout(() => this.#socket.destroy(), 2000);
+    await this.#closed;
+    clearTimeout(guard);
+    this.#phase = 'closed';
+  }
+
+  /** Drops the connection at once, as if the network failed; the host gets its requests back. */
+  destroy(error: BlockError): void {
+    this.#drop(error);
+  }
+
+  // ---- handshake -----------------------------------------------------------------------------
+
+  async #nextOption(): Promise<OptionReplyParserEvent> {
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      const event = this.#options.next();
+      if (event !== undefined) return event;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #abortHandshake(error: BlockError): void {
+    if (this.#phase !== 'handshake') return;
+    this.#failure ??= error;
+    this.#socket.destroy();
+    this.#wakeUp();
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #enterTransmission(negotiated: NegotiatedExport): void {
+    this.#negotiated = negotiated;
+    this.#mode = negotiated.replyMode;
+    this.#parser = new ReplyParser(
+      {
+        simpleReplyLength: (hi, lo) => this.#simpleReplyLength(hi, lo),
+        onData: (reply, at, data) => this.#onData(reply, at, data),
+        onReply: (reply) => this.#onReply(reply),
+      },
+      { mode: negotiated.replyMode, maxPayload: this.#settings.maxPayload },
+    );
+    this.#phase = 'ready';
+    const timeout = this.#settings.requestTimeout;
+    if (timeout > 0) {
+      this.#sweep = setInterval(() => this.#checkTimeouts(timeout), Math.max(5, Math.min(1000, timeout / 4)));
+      this.#sweep.unref();
+    }
+    const rest = this.#options.takeRemainder();
+    if (rest.length > 0) this.#push(rest);
+  }
+
+  // ---- socket --------------------------------------------------------------------------------
+
+  /** Chooses where the next socket read lands (see the module comment). */
+  readonly #nextBuffer = (): Uint8Array => {
+    const t = this.#directTarget;
+    if (t === undefined) return this.#scratch;
+    return t.subarray(this.#directAt, this.#directAt + this.#directLeft);
+  };
+
+  readonly #onRead = (n: number, buf: Uint8Array): boolean => {
+    if (n <= 0) return true;
+    if (this.#phase === 'handshake') {
+      // The handshake parser keeps views of what it is given; the scratch buffer is reused.
+      this.#options.push(Buffer.from(buf.subarray(0, n)));
+      this.#wakeUp();
+      return true;
+    }
+    if (this.#phase === 'closed') return true;
+    this.#directTarget = undefined;
+    this.#push(buf === this.#scratch ? this.#scratch.subarray(0, n) : Buffer.from(buf.buffer, buf.byteOffset, n));
+    return true;
+  };
+
+  #push(chunk: Buffer): void {
+    try {
+      this.#parser!.push(chunk);
+    } catch (err) {
+      this.#violation(err);
+    }
+  }
+
+  #write(bytes: Uint8Array): void {
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    this.#socket.write(bytes);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
+
+  #sendDisc(): void {
+    const extended = this.#mode === 'extended';
+    const header = Buffer.allocUnsafe(extended ? Limits.EXTENDED_REQUEST_SIZE : Limits.COMPACT_REQUEST_SIZE);
+    writeRequestHeader(header, 0, extended, Cmd.DISC, 0, 0, 0, 0, 0);
+    this.#socket.write(header);
+  }
+
+  #socketEnded(err: Error | undefined): void {
+    if (this.#phase === 'handshake') {
+      this.#failure ??= new BlockError('EIO', `nbd: connection ${err === undefined ? 'closed' : 'failed'} during negotiation${err ? `: ${err.message}` : ''}`, {
+        cause: err,
+        details: { op: 'connect' },
+      });
+      this.#wakeUp();
+      return;
+    }
+    if (this.#phase === 'closing' || this.#phase === 'closed') return;
+    const why =
+      err !== undefined ? err.message : this.#phase === 'draining' ? 'server is shutting down (ESHUTDOWN)' : 'server closed the connection';
+    this.#drop(new BlockError('EIO', `nbd: connection lost: ${why}`, { cause: err }));
+  }
+
+  /** Tears the connection down and gives its unanswered requests back to the host. */
+  #drop(error: BlockError): void {
+    if (this.#phase === 'closed' || this.#phase === 'closing' || this.#phase === 'handshake') return;
+    this.#phase = 'closed';
+    this.#stopSweep();
+    this.#directTarget = undefined;
+    this.#socket.destroy();
+    const unanswered = [...this.#requests.values()].filter((r) => !r.settled).sort((a, b) => a.seq - b.seq);
+    this.#requests.clear();
+    for (const req of unanswered) req.reset();
+    this.#host.connectionLost(this, error, unanswered);
+  }
+
+  #stopSweep(): void {
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  #checkTimeouts(timeout: number): void {
+    const now = performance.now();
+    // Map order is send order, so the first entry is the oldest request in flight.
+    for (const req of this.#requests.values()) {
+      if (now - req.sentAt < timeout) return;
+      this.#requests.delete(req.cookie);
+      req.reject(
+        new BlockError('ETIMEDOUT', `nbd: ${req.op} ${req.offset}+${req.length} got no reply within ${timeout} ms`, {
+          details: { op: req.op, offset: req.offset, length: req.length },
+        }),
+      );
+      this.#drop(new BlockError('ETIMEDOUT', `nbd: connection considered broken: a request timed out after ${timeout} ms`));
+      return;
+    }
+  }
+
+  // ---- replies -------------------------------------------------------------------------------
+
+  #request(cookieHi: number, cookieLo: number): NbdRequest {
+    const req = cookieHi === 0 ? this.#requests.get(cookieLo) : undefined;
+    if (req === undefined) throw new NbdProtocolError('unknown-cookie', `reply for cookie ${cookieHi}:${cookieLo}, which is not in flight`);
+    return req;
+  }
+
+  #simpleReplyLength(cookieHi: number, cookieLo: number): number {
+    const req = this.#request(cookieHi, cookieLo);
+    this.#blame = req;
+    if (req.command !== Cmd.READ) return 0;
+    if (this.#mode !== 'simple') throw fault('a simple reply to READ after structured replies were agreed');
+    return req.length;
+  }
+
+  #onData(reply: SimpleReply | DataChunk, at: number, data: Buffer): void {
+    let req = this.#dataRequest;
+    if (reply !== this.#dataReply) {
+      req = this.#request(reply.cookieHi, reply.cookieLo);
+      this.#blame = req;
+      if (reply.kind === 'data') {
+        if (req.command !== Cmd.READ) throw fault(`OFFSET_DATA chunk in the reply to ${req.op}`);
+        const why = req.coverage!.add(reply.dataOffset, reply.dataLength);
+        if (why !== undefined) throw fault(why);
+      }
+      this.#dataReply = reply;
+      this.#dataRequest = req;
+    }
+    const target = req!.target!;
+    const index = reply.kind === 'simple' ? at : at - req!.offset;
+    // Skip the copy when the socket already read these bytes into place.
+    if (data.buffer !== target.buffer || data.byteOffset !== target.byteOffset + index) target.set(data, index);
+    const end = reply.kind === 'simple' ? reply.length : reply.dataOffset + reply.dataLength;
+    const left = end - at - data.length;
+    if (left >= DIRECT_MIN) {
+      this.#directTarget = target;
+      this.#directAt = index + data.length;
+      this.#directLeft = left;
+    }
+  }
+
+  #onReply(reply: NbdReply): void {
+    this.#dataReply = undefined;
+    this.#dataRequest = undefined;
+    const req = this.#request(reply.cookieHi, reply.cookieLo);
+    this.#blame = req;
+    if (reply.kind === 'simple') {
+      this.#requests.delete(req.cookie);
+      if (reply.error === 0) {
+        if (req.command === Cmd.BLOCK_STATUS) throw fault('a simple success reply to BLOCK_STATUS');
+        req.resolve();
+      } else {
+        if (req.command === Cmd.READ && this.#mode !== 'simple') throw fault('a simple reply to READ after structured replies were agreed');
+        if (reply.error === Err.ESHUTDOWN) this.#refusedByShutdown(req);
+        else req.reject(req.errorFrom(reply.error, ''));
+      }
+    } else {
+      const n = this.#negotiated!;
+      const why = req.applyChunk(reply, n.metaContextId, n.size);
+      if (why !== undefined) throw fault(why);
+      if (reply.done) {
+        this.#requests.delete(req.cookie);
+        if (req.shutdown) this.#refusedByShutdown(req);
+        else {
+          const incomplete = req.finish();
+          if (incomplete !== undefined) throw fault(incomplete);
+        }
+      }
+    }
+    this.#blame = undefined;
+    if (this.#phase === 'draining' && this.#requests.size === 0) this.#finishDraining();
+  }
+
+  /** ESHUTDOWN: the spec asks the client to disconnect softly; the request was not done. */
+  #refusedByShutdown(req: NbdRequest): void {
+    if (this.#phase === 'ready') this.#phase = 'draining';
+    req.reset();
+    this.#host.requestRefusedByShutdown(this, req);
+  }
+
+  /** Nothing left in flight after ESHUTDOWN: disconnect softly. The 'close' that follows reports
+   * the loss to the host, with nothing to replay. */
+  #finishDraining(): void {
+    this.#sendDisc();
+    this.#socket.end();
+  }
+
+  #violation(err: unknown): void {
+    const req = this.#blame;
+    this.#blame = undefined;
+    const message = err instanceof Error ? err.message : String(err);
+    if (req !== undefined) {
+      if (this.#requests.get(req.cookie) === req) this.#requests.delete(req.cookie);
+      req.reject(
+        new BlockError('EIO', `nbd: protocol violation in the reply to ${req.op} ${req.offset}+${req.length}: ${message}`, {
+          cause: err,
+          details: { op: req.op, offset: req.offset, length: req.length },
+        }),
+      );
+    }
+    this.#drop(new BlockError('EIO', `nbd: protocol violation by the server: ${message}`, { cause: err }));
+  }
+}
+
+function fault(message: string): NbdProtocolError {
+  return new NbdProtocolError('invalid-message', message);
+}

@@ -1,0 +1,18 @@
+/**
+ * The NBD client: {@link NbdClient}, a BlockDriver backed by an export on an NBD server.
+ */
+export { NbdClient, type NbdClientEvents, type NbdClientInfo } from './client.js';
+export { type NbdClientOptions, type NbdNegotiationOptions } from './options.js';
+export { type BackoffOptions } from './backoff.js';
+export {
+  NBD_DEFAULT_PORT,
+  formatNbdUri,
+  parseNbdUri,
+  resolveNbdAddress,
+  type NbdAddress,
+  type NbdAddressOptions,
+  type NbdTcpAddress,
+  type NbdUnixAddress,
+} from './address.js';
+export { type NbdDisconnectedEvent, type NbdReconnectingEvent, type NbdReconnectedEvent } from './pool.js';
+export { type NbdBlockSizes } from './negotiate.js';

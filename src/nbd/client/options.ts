@@ -1,0 +1,95 @@
+/**
+ * Options of {@link NbdClient} and their validation.
+ */
+import type { BlockDriverOptions } from '../../driver.js';
+import { resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
+
+/** What the client asks for during negotiation; each can be turned off to talk to picky servers. */
+export interface NbdNegotiationOptions {
+  /** Ask for NBD_OPT_EXTENDED_HEADERS (64-bit lengths); default true. */
+  readonly extendedHeaders?: boolean;
+  /** Ask for NBD_OPT_STRUCTURED_REPLY (sparse reads, error messages); default true. */
+  readonly structuredReplies?: boolean;
+  /** Ask for the `base:allocation` metadata context (block status); default true. */
+  readonly blockStatus?: boolean;
+}
+
+/** Options of {@link NbdClient.connect}. */
+export interface NbdClientOptions extends BlockDriverOptions, NbdNegotiationOptions {
+  /**
+   * Export to open; overrides the name in the URI or address object. Default: the URI's, else the
+   * empty (default) export.
+   */
+  readonly exportName?: string;
+  /**
+   * Connections to open (default 1). More than one is used only when the server advertises
+   * CAN_MULTI_CONN; otherwise the client stays on one, as the spec asks.
+   */
+  readonly connections?: number;
+  /**
+   * How long (ms) requests are held while the client reconnects after an unexpected disconnect
+   * (default 0). Within it, requests in flight and new ones wait and are replayed in submission
+   * order once a connection is back; after it, they fail with EIO. 0 fails them at once.
+   */
+  readonly reconnectDelay?: number;
+  /**
+   * Reconnect after an unexpected disconnect (default true). Attempts continue in the background,
+   * with backoff, until the client closes — also after `reconnectDelay` has passed, so a client
+   * whose server comes back serves requests again and emits `reconnected`.
+   */
+  readonly reconnect?: boolean;
+  /** Schedule of reconnection attempts. */
+  readonly backoff?: BackoffOptions;
+  /**
+   * Fail a request with ETIMEDOUT when its reply takes longer than this (ms; default 0, none). The
+   * connection it was sent on is then dropped as broken (its other requests are replayed).
+   */
+  readonly requestTimeout?: number;
+  /** Give up a connection attempt (TCP connect plus negotiation) after this long (ms; default 30000). */
+  readonly connectTimeout?: number;
+  /** Cancels the initial connect. */
+  readonly signal?: AbortSignal;
+}
+
+/** Options with defaults filled in. */
+export interface ResolvedClientOptions {
+  readonly name: string | undefined;
+  readonly exportName: string | undefined;
+  readonly connections: number;
+  readonly reconnectDelay: number;
+  readonly reconnect: boolean;
+  readonly backoff: Backoff;
+  readonly requestTimeout: number;
+  readonly connectTimeout: number;
+  readonly negotiation: Required<NbdNegotiationOptions>;
+}
+
+function nonNegative(value: number | undefined, fallback: number, what: string): number {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite number ≥ 0, got ${v}`);
+  return v;
+}
+
+/** Validates client options (RangeError/TypeError for programming mistakes) and fills defaults. */
+export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedClientOptions {
+  const connections = options.connections ?? 1;
+  if (!Number.isInteger(connections) || connections < 1 || connections > 64) {
+    throw new RangeError(`connections must be an integer from 1 to 64, got ${connections}`);
+  }
+  if (options.exportName !== undefined && typeof options.exportName !== 'string') throw new TypeError('exportName must be a string');
+  return {
+    name: options.name,
+    exportName: options.exportName,
+    connections,
+    reconnectDelay: nonNegative(options.reconnectDelay, 0, 'reconnectDelay'),
+    reconnect: options.reconnect ?? true,
+    backoff: resolveBackoff(options.backoff),
+    requestTimeout: nonNegative(options.requestTimeout, 0, 'requestTimeout'),
+    connectTimeout: nonNegative(options.connectTimeout, 30_000, 'connectTimeout'),
+    negotiation: {
+      extendedHeaders: options.extendedHeaders ?? true,
+      structuredReplies: options.structuredReplies ?? true,
+      blockStatus: options.blockStatus ?? true,
+    },
+  };
+}

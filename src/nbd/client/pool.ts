@@ -1,0 +1,304 @@
+/**
+ * The connections of one client and what happens to requests when they fail.
+ *
+ * Requests go to the usable connection with the fewest in flight. When a connection ends
+ * unexpectedly its unanswered requests go to another usable connection; with none left they are
+ * held for `reconnectDelay` ms while a background loop reconnects with backoff, and replayed in
+ * submission order once a connection is back. After the delay, held and new requests fail with
+ * EIO ("NBD connection lost") until a connection is back.
+ *
+ * Replaying is safe because every NBD command is idempotent at a fixed offset: a write replayed
+ * after the server already did it writes the same bytes again. The one caveat is overlapping
+ * writes in flight at the same time: the server may have executed them in either order before the
+ * drop, and the replay executes them again in submission order. Callers that need an order between
+ * two overlapping writes must, as with any block device, wait for the first before sending the
+ * second — then only the second can be in flight, and the order holds.
+ */
+import { BlockError } from '../../errors.js';
+import { backoffDelay } from './backoff.js';
+import { NbdConnection, type ConnectionHost, type ConnectionSettings } from './connection.js';
+import { LeastOutstanding } from './dispatch.js';
+import type { NegotiatedExport } from './negotiate.js';
+import type { ResolvedClientOptions } from './options.js';
+import type { NbdRequest } from './request.js';
+
+/** `disconnected`: the client lost a connection (emitted once per outage). */
+export interface NbdDisconnectedEvent {
+  readonly error: BlockError;
+}
+/** `reconnecting`: attempt number `attempt` of this outage starts after `delayMs`. */
+export interface NbdReconnectingEvent {
+  readonly attempt: number;
+  readonly delayMs: number;
+  /** Why the previous attempt failed (absent before the first). */
+  readonly error?: BlockError;
+}
+/** `reconnected`: every connection is back, after `attempt` attempts. */
+export interface NbdReconnectedEvent {
+  readonly attempt: number;
+}
+
+/** Events the pool raises through its client. */
+export interface PoolEvents {
+  disconnected: [NbdDisconnectedEvent];
+  reconnecting: [NbdReconnectingEvent];
+  reconnected: [NbdReconnectedEvent];
+}
+
+type Emit = <K extends keyof PoolEvents>(event: K, ...args: PoolEvents[K]) => void;
+
+class Slot {
+  conn: NbdConnection | undefined;
+  get usable(): boolean {
+    return this.conn?.usable ?? false;
+  }
+  get outstanding(): number {
+    return this.conn?.outstanding ?? 0;
+  }
+}
+
+/** The set of connections behind an NbdClient. */
+export class ConnectionPool implements ConnectionHost {
+  readonly #settings: ConnectionSettings;
+  readonly #options: ResolvedClientOptions;
+  readonly #picker = new LeastOutstanding();
+  #slots: Slot[] = [];
+  #profile: NegotiatedExport | undefined;
+  #emit: Emit = () => {};
+  #held: NbdRequest[] = [];
+  #holdTimer: NodeJS.Timeout | undefined;
+  /** No usable connection and the hold window is over: fail requests at once. */
+  #failFast = false;
+  /** A `disconnected` was emitted and not yet followed by `reconnected`. */
+  #outage = false;
+  #closing = false;
+  #reconnectLoop: Promise<void> | undefined;
+  readonly #stopReconnect = new AbortController();
+  #wakeLoop: (() => void) | undefined;
+
+  constructor(settings: ConnectionSettings, options: ResolvedClientOptions) {
+    this.#settings = settings;
+    this.#options = options;
+  }
+
+  /**
+   * Opens the first connection, then (if the server allows multi-conn) the others. Fails, closing
+   * whatever it opened, if any of them fails.
+   */
+  async start(): Promise<NegotiatedExport> {
+    const first = await NbdConnection.open(this.#settings, this);
+    const profile = first.negotiated;
+    this.#profile = profile;
+    const multi = (profile.transmissionFlags & 0x100) !== 0;
+    const count = multi ? this.#options.connections : 1;
+    const rest = await Promise.allSettled(Array.from({ length: count - 1 }, () => this.#openMatching(this.#settings)));
+    const opened = [first, ...rest.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))];
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    const dropped = opened.some((c) => !c.usable);
+    if (failed !== undefined || dropped) {
+      await Promise.all(opened.map((c) => c.disconnect()));
+      throw failed !== undefined
+        ? failed.reason
+        : new BlockError('EIO', 'nbd: a connection closed while the others were being opened', { details: { op: 'connect' } });
+    }
+    this.#slots = opened.map((conn) => Object.assign(new Slot(), { conn }));
+    return profile;
+  }
+
+  /** Routes pool events to the client. */
+  set emitter(emit: Emit) {
+    this.#emit = emit;
+  }
+
+  /** Connections currently usable. */
+  get liveConnections(): number {
+    return this.#slots.filter((s) => s.usable).length;
+  }
+
+  /** Connections the pool keeps open when healthy. */
+  get connections(): number {
+    return this.#slots.length;
+  }
+
+  /** Sends a request, or holds or fails it when no connection is usable. */
+  dispatch(req: NbdRequest): void {
+    const slots = this.#slots;
+    const slot = slots.length === 1 ? slots[0] : slots[this.#picker.pick(slots)];
+    const conn = slot?.conn;
+    if (conn !== undefined && conn.usable) conn.send(req);
+    else this.#holdOrFail(req);
+  }
+
+  /** Stops reconnecting; requests held for a reconnect fail with ESHUTDOWN. */
+  beginClose(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#stopReconnect.abort();
+    this.#wakeLoop?.();
+    this.#clearHold();
+    this.#failHeld((req) => new BlockError('ESHUTDOWN', `nbd: ${req.op} abandoned: client closed while disconnected`));
+  }
+
+  /** Disconnects every connection politely (after the client drained its requests). */
+  async disconnectAll(): Promise<void> {
+    this.beginClose();
+    await this.#reconnectLoop;
+    await Promise.all(this.#slots.map((s) => s.conn?.disconnect()));
+  }
+
+  // ---- ConnectionHost ------------------------------------------------------------------------
+
+  connectionLost(connection: NbdConnection, error: BlockError, unanswered: NbdRequest[]): void {
+    const slot = this.#slots.find((s) => s.conn === connection);
+    if (slot === undefined) return; // lost before start() adopted it, with nothing in flight
+    slot.conn = undefined;
+    if (!this.#outage) {
+      this.#outage = true;
+      this.#emit('disconnected', { error });
+    }
+    if (!this.#slots.some((s) => s.usable)) this.#startHold();
+    for (const req of unanswered) this.dispatch(req);
+    this.#startReconnect();
+  }
+
+  requestRefusedByShutdown(_connection: NbdConnection, request: NbdRequest): void {
+    if (!this.#slots.some((s) => s.usable)) this.#startHold();
+    this.dispatch(request);
+  }
+
+  // ---- holding -------------------------------------------------------------------------------
+
+  #holdOrFail(req: NbdRequest): void {
+    if (!this.#closing && this.#options.reconnect && this.#options.reconnectDelay > 0 && !this.#failFast) {
+      this.#startHold();
+      // Replays keep submission order: a request coming back from a lost connection may be older
+      // than requests already waiting.
+      let i = this.#held.length;
+      while (i > 0 && this.#held[i - 1].seq > req.seq) i--;
+      this.#held.splice(i, 0, req);
+      return;
+    }
+    req.reject(this.#lostError(req));
+  }
+
+  #lostError(req: NbdRequest): BlockError {
+    const why = this.#closing
+      ? 'the client is closing'
+      : !this.#options.reconnect
+        ? 'reconnection is off'
+        : this.#options.reconnectDelay > 0
+          ? `not back within reconnectDelay (${this.#options.reconnectDelay} ms)`
+          : 'reconnectDelay is 0';
+    return new BlockError('EIO', `NBD connection lost: ${req.op} ${req.offset}+${req.length} failed (${why})`, {
+      details: { op: req.op, offset: req.offset, length: req.length },
+    });
+  }
+
+  #startHold(): void {
+    const delay = this.#options.reconnectDelay;
+    if (this.#holdTimer !== undefined || this.#failFast || this.#closing) return;
+    if (delay === 0 || !this.#options.reconnect) {
+      this.#failFast = true;
+      return;
+    }
+    this.#holdTimer = setTimeout(() => {
+      this.#holdTimer = undefined;
+      this.#failFast = true;
+      this.#failHeld((req) => this.#lostError(req));
+    }, delay);
+  }
+
+  #clearHold(): void {
+    if (this.#holdTimer !== undefined) clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+  }
+
+  #failHeld(error: (req: NbdRequest) => BlockError): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const req of held) req.reject(error(req));
+  }
+
+  /** A connection is usable again: release what was held, in submission order. */
+  #connectionBack(): void {
+    this.#clearHold();
+    this.#failFast = false;
+    const held = this.#held;
+    this.#held = [];
+    for (const req of held) this.dispatch(req);
+  }
+
+  // ---- reconnecting --------------------------------------------------------------------------
+
+  #startReconnect(): void {
+    if (!this.#options.reconnect || this.#closing || this.#reconnectLoop !== undefined) return;
+    this.#reconnectLoop = this.#reconnect().finally(() => (this.#reconnectLoop = undefined));
+  }
+
+  async #reconnect(): Promise<void> {
+    let lastError: BlockError | undefined;
+    for (let attempt = 1; !this.#closing; attempt++) {
+      const missing = this.#slots.filter((s) => s.conn === undefined);
+      if (missing.length === 0) {
+        if (this.#outage) {
+          this.#outage = false;
+          this.#emit('reconnected', { attempt: attempt - 1 });
+        }
+        return;
+      }
+      const delayMs = backoffDelay(attempt, this.#options.backoff);
+      this.#emit('reconnecting', lastError === undefined ? { attempt, delayMs } : { attempt, delayMs, error: lastError });
+      await this.#sleep(delayMs);
+      if (this.#closing) return;
+      const results = await Promise.allSettled(missing.map(() => this.#openMatching({ ...this.#settings, signal: this.#stopReconnect.signal })));
+      results.forEach((r, i) => {
+        if (r.status === 'rejected') {
+          lastError = r.reason as BlockError;
+          return;
+        }
+        if (this.#closing) {
+          void r.value.disconnect();
+          return;
+        }
+        missing[i].conn = r.value;
+        this.#connectionBack();
+      });
+    }
+  }
+
+  /** Opens a connection and checks it sees the same export as the first one. */
+  async #openMatching(settings: ConnectionSettings): Promise<NbdConnection> {
+    const conn = await NbdConnection.open(settings, this);
+    const mismatch = this.#profile === undefined ? undefined : differs(this.#profile, conn.negotiated);
+    if (mismatch !== undefined) {
+      await conn.disconnect();
+      throw new BlockError('EIO', `nbd: the server now offers a different export (${mismatch}); not using it`, { details: { op: 'connect' } });
+    }
+    return conn;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wakeLoop = done;
+    });
+  }
+}
+
+/** How two negotiations of the same export differ, if they do in a way the client relies on. */
+function differs(a: NegotiatedExport, b: NegotiatedExport): string | undefined {
+  if (a.size !== b.size) return `size ${a.size} → ${b.size}`;
+  if (a.transmissionFlags !== b.transmissionFlags) return `flags 0x${a.transmissionFlags.toString(16)} → 0x${b.transmissionFlags.toString(16)}`;
+  if (a.replyMode !== b.replyMode) return `replies ${a.replyMode} → ${b.replyMode}`;
+  if ((a.metaContextId === undefined) !== (b.metaContextId === undefined)) return 'block status availability changed';
+  const sa = a.blockSizes;
+  const sb = b.blockSizes;
+  if ((sa?.minimum ?? 1) !== (sb?.minimum ?? 1) || (sa?.maximum ?? 0) !== (sb?.maximum ?? 0)) return 'block sizes changed';
+  return undefined;
+}

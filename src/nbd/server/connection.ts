@@ -1,0 +1,298 @@
+/**
+ * One client connection: greeting, option haggling (with an optional STARTTLS upgrade), then the
+ * transmission phase, then an orderly or abrupt end. Everything that goes wrong here — a protocol
+ * violation, a TLS failure, a reset — ends this connection only.
+ */
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket, TLSSocketOptions } from 'node:tls';
+import { BlockError, isBlockError, toBlockError } from '../../errors.js';
+import { HandshakeFlag, OptionParser, encodeGreeting } from '../protocol/index.js';
+import type { BufferPool } from './buffer-pool.js';
+import type { ExportEntry, ExportRegistry, ExportUser } from './export-registry.js';
+import { Negotiator, type SessionParams } from './negotiation.js';
+import type { NbdConnectionInfo, ResolvedServerOptions } from './options.js';
+import { upgradeToTls } from './tls.js';
+import { Transmission } from './transmission.js';
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly registry: ExportRegistry;
+  readonly options: ResolvedServerOptions;
+  /** Large buffers shared by the server's connections. */
+  readonly pool: BufferPool;
+  readonly tls:
+    | { readonly required: boolean; readonly socketOptions: TLSSocketOptions; readonly handshakeTimeoutMs: number }
+    | undefined;
+  isClosing(): boolean;
+  negotiated(connection: NbdConnection): void;
+  failed(connection: NbdConnection, error: BlockError): void;
+  closed(connection: NbdConnection, reason: BlockError | undefined): void;
+}
+
+const NEGOTIATING = 0;
+const UPGRADING = 1;
+const TRANSMISSION = 2;
+const ENDING = 3;
+const CLOSED = 4;
+
+/** After we end our side, how long the client has to close its own before we destroy the socket. */
+const LINGER_MS = 2000;
+/** Socket errors that only mean the client went away. */
+const ORDINARY_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** A client connection (see the module comment). */
+export class NbdConnection implements ExportUser {
+  readonly id: number;
+  readonly #raw: Socket;
+  #socket: Duplex;
+  readonly #host: ConnectionHost;
+  readonly #negotiator: Negotiator;
+  #parser = new OptionParser();
+  #transmission: Transmission | undefined;
+  #entry: ExportEntry | undefined;
+  #phase = NEGOTIATING;
+  #tls = false;
+  #timer: NodeJS.Timeout | undefined;
+  #reason: BlockError | undefined;
+  readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#phase === TRANSMISSION) this.#transmission!.push(chunk);
+    else if (this.#phase === NEGOTIATING) this.#negotiationData(chunk);
+  };
+  readonly #onEnd = (): void => {
+    if (this.#phase === TRANSMISSION) this.#transmission!.endOfInput();
+    else this.#endGracefully();
+  };
+  readonly #onError = (err: Error): void => {
+    const code = (err as { code?: unknown }).code;
+    const e = toBlockError(err);
+    this.#reason ??= e;
+    if (typeof code !== 'string' || !ORDINARY_SOCKET_ERRORS.has(code)) this.#host.failed(this, e);
+  };
+  readonly #onClose = (): void => this.#finalize();
+
+  constructor(socket: Socket, id: number, host: ConnectionHost) {
+    this.id = id;
+    this.#raw = socket;
+    this.#socket = socket;
+    this.#host = host;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#negotiator = new Negotiator({
+      registry: host.registry,
+      options: host.options,
+      tls: host.tls,
+      isClosing: host.isClosing,
+      send: (bytes) => {
+        if (this.#phase < ENDING) this.#socket.write(bytes);
+      },
+    });
+  }
+
+  /** What events say about this connection. */
+  get info(): NbdConnectionInfo {
+    return {
+      id: this.id,
+      remoteAddress: this.#raw.remoteAddress,
+      remotePort: this.#raw.remotePort,
+      export: this.#entry?.name,
+      tls: this.#tls,
+    };
+  }
+
+  /** Negotiated features, for diagnostics. */
+  negotiation(): { structuredReplies: boolean; extendedHeaders: boolean; tls: boolean } {
+    return this.#negotiator.state;
+  }
+
+  /** Sends the greeting and starts reading. */
+  start(): void {
+    const s = this.#raw;
+    // Replies are small and latency-bound: Nagle plus delayed ACK would stall a pipelined client.
+    s.setNoDelay(true);
+    this.#attach(s);
+    this.#timer = setTimeout(() => {
+      this.#fail(new BlockError('ETIMEDOUT', `negotiation not finished within ${this.#host.options.negotiationTimeoutMs} ms`));
+    }, this.#host.options.negotiationTimeoutMs);
+    this.#timer.unref();
+    s.write(encodeGreeting(HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES));
+  }
+
+  /**
+   * Ends the connection in order: a client still negotiating is disconnected; one in transmission
+   * gets its running requests answered (queued ones fail with ESHUTDOWN) first. Resolves once closed.
+   */
+  shutdown(): Promise<void> {
+    if (this.#phase === TRANSMISSION) this.#transmission!.shutdown();
+    else if (this.#phase === NEGOTIATING) this.#endGracefully();
+    else if (this.#phase === UPGRADING) this.drop(new BlockError('ESHUTDOWN', 'server closed during the TLS handshake'));
+    return this.#closed;
+  }
+
+  /** Disconnects at once; requests still running complete into the void. */
+  drop(reason: BlockError): void {
+    if (this.#phase === CLOSED) return;
+    this.#reason ??= reason;
+    this.#transmission?.kill();
+    this.#socket.destroy();
+    if (this.#socket !== this.#raw) this.#raw.destroy();
+    // A socket wrapped for TLS may already be detached from its listeners; finish here too.
+    this.#finalize();
+  }
+
+  /** Resolves when the connection has closed. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  // ---- negotiation --------------------------------------------------------------------------
+
+  #negotiationData(chunk: Buffer): void {
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      this.#fail(err);
+      return;
+    }
+    this.#processOptions();
+  }
+
+  #processOptions(): void {
+    for (;;) {
+      if (this.#phase !== NEGOTIATING) return;
+      let step;
+      try {
+        const event = this.#parser.next();
+        if (event === undefined) return;
+        if (event.kind === 'clientFlags') {
+          const bad = this.#negotiator.clientFlags(event.flags);
+          if (bad !== undefined) return this.#fail(new BlockError('EINVAL', bad));
+          continue;
+        }
+        step = this.#negotiator.handle(event.option);
+      } catch (err) {
+        return this.#fail(err);
+      }
+      switch (step.kind) {
+        case 'continue':
+          continue;
+        case 'abort':
+          return this.#endGracefully();
+        case 'disconnect':
+          return this.#fail(new BlockError('EINVAL', step.reason));
+        case 'startTls':
+          return this.#startTls();
+        case 'transmission':
+          return this.#enterTransmission(step.session);
+      }
+    }
+  }
+
+  #startTls(): void {
+    const tls = this.#host.tls!;
+    this.#phase = UPGRADING;
+    let early: Buffer;
+    try {
+      early = this.#parser.takeRemainder();
+    } catch (err) {
+      return this.#fail(err);
+    }
+    // The client must wait for the ACK before its TLS hello; plaintext after STARTTLS is an attack.
+    if (early.length > 0) return this.#fail(new BlockError('EINVAL', 'client sent data after STARTTLS before the ACK'));
+    const raw = this.#raw;
+    raw.pause();
+    this.#detach(raw);
+    // The raw socket may still report errors once TLS owns it; they must not go unhandled.
+    raw.on('error', () => {});
+    const upgrade = (): void => {
+      upgradeToTls(raw, tls.socketOptions, tls.handshakeTimeoutMs).then(
+        (secure: TLSSocket) => {
+          if (this.#phase !== UPGRADING) {
+            secure.destroy();
+            return;
+          }
+          this.#socket = secure;
+          this.#tls = true;
+          this.#negotiator.tlsStarted();
+          // After STARTTLS option haggling resumes without client flags; feed the fresh parser
+          // four zero bytes in their place so it starts at the first option header.
+          this.#parser = new OptionParser();
+          this.#parser.push(Buffer.alloc(4));
+          this.#parser.next();
+          this.#phase = NEGOTIATING;
+          this.#attach(secure);
+        },
+        (err: unknown) => this.#fail(err),
+      );
+    };
+    if (raw.writableLength === 0) upgrade();
+    else raw.once('drain', upgrade);
+  }
+
+  #enterTransmission(session: SessionParams): void {
+    clearTimeout(this.#timer);
+    let rest: Buffer;
+    try {
+      rest = this.#parser.takeRemainder();
+    } catch (err) {
+      return this.#fail(err);
+    }
+    this.#entry = session.entry;
+    session.entry.users.add(this);
+    this.#phase = TRANSMISSION;
+    this.#transmission = new Transmission(this.#socket, session, this.#host.options, this.#host.pool, this.id, {
+      fatal: (err) => this.#fail(err),
+      finished: () => this.#endGracefully(),
+    });
+    this.#host.negotiated(this);
+    if (rest.length > 0) this.#transmission.push(rest);
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  #attach(s: Duplex): void {
+    s.on('data', this.#onData);
+    s.on('end', this.#onEnd);
+    s.on('error', this.#onError);
+    s.on('close', this.#onClose);
+  }
+
+  #detach(s: Duplex): void {
+    s.off('data', this.#onData);
+    s.off('end', this.#onEnd);
+    s.off('error', this.#onError);
+    s.off('close', this.#onClose);
+  }
+
+  /** A protocol violation or failure: report it and drop the connection. */
+  #fail(err: unknown): void {
+    if (this.#phase >= ENDING) return;
+    const e = isBlockError(err) ? err : toBlockError(err);
+    this.#reason ??= e;
+    this.#host.failed(this, e);
+    this.drop(e);
+  }
+
+  /** Ends our side after queued replies are flushed; the socket closes when the client closes too. */
+  #endGracefully(): void {
+    if (this.#phase >= ENDING) return;
+    this.#phase = ENDING;
+    clearTimeout(this.#timer);
+    const s = this.#socket;
+    s.end(() => {
+      setTimeout(() => s.destroy(), LINGER_MS).unref();
+    });
+  }
+
+  #finalize(): void {
+    if (this.#phase === CLOSED) return;
+    this.#phase = CLOSED;
+    clearTimeout(this.#timer);
+    this.#transmission?.kill();
+    this.#entry?.users.delete(this);
+    this.#host.closed(this, this.#reason);
+    this.#resolveClosed();
+  }
+}

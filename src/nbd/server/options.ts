@@ -1,0 +1,110 @@
+/**
+ * Options and event types of {@link NbdServer}, and their defaults.
+ */
+import type { BlockError } from '../../errors.js';
+import type { NbdServerTlsOptions } from './tls.js';
+
+/** Options of `new NbdServer()`. */
+export interface NbdServerOptions {
+  /**
+   * Address TCP listeners bind to when `listen()` names none. Default `127.0.0.1`: exposing a
+   * disk beyond the machine must be asked for.
+   */
+  readonly host?: string;
+  /** TLS credentials and mode; without it the server is NOTLS and answers STARTTLS with ERR_POLICY. */
+  readonly tls?: NbdServerTlsOptions;
+  /**
+   * Largest READ or WRITE payload accepted, in bytes (default 32 MiB, like qemu-nbd). Advertised as
+   * the maximum block size; bigger READs get EINVAL, and a bigger WRITE payload is read and
+   * dropped before its EINVAL. TRIM, WRITE_ZEROES and BLOCK_STATUS carry no payload and are not
+   * limited by it.
+   */
+  readonly maxPayload?: number;
+  /**
+   * Requests one connection may have in flight (default 64). At the limit the server stops
+   * reading that socket until a reply goes out, so a client cannot queue unbounded work.
+   */
+  readonly maxInFlight?: number;
+  /**
+   * Bytes of replies one connection may have queued in the socket before the server stops reading
+   * new requests from it (default 64 MiB): a client that does not read its replies stalls itself.
+   */
+  readonly maxQueuedReplyBytes?: number;
+  /** Time a client has to finish option haggling, in milliseconds (default 30 s). */
+  readonly negotiationTimeoutMs?: number;
+  /**
+   * Reply to large READs of sparse regions with `OFFSET_HOLE` chunks when structured replies are
+   * on and the driver reports allocation (default true). Reads shorter than 64 KiB never are.
+   */
+  readonly sparseReads?: boolean;
+  /** Allow `NBD_OPT_LIST` (default true). When false it is answered with ERR_POLICY. */
+  readonly allowList?: boolean;
+}
+
+/** Resolved options with every default applied. */
+export interface ResolvedServerOptions {
+  readonly host: string;
+  readonly maxPayload: number;
+  readonly maxInFlight: number;
+  readonly maxQueuedReplyBytes: number;
+  readonly negotiationTimeoutMs: number;
+  readonly sparseReads: boolean;
+  readonly allowList: boolean;
+}
+
+/** qemu-nbd's NBD_MAX_BUFFER_SIZE, and the size the NBD spec says no client should exceed. */
+export const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
+
+export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions {
+  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  if (!Number.isSafeInteger(maxPayload) || maxPayload < 65536 || maxPayload > 0xffffffff) {
+    throw new RangeError(`maxPayload must be an integer from 65536 to 2^32-1, got ${maxPayload}`);
+  }
+  const maxInFlight = options.maxInFlight ?? 64;
+  if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);
+  const maxQueuedReplyBytes = options.maxQueuedReplyBytes ?? 64 * 1024 * 1024;
+  if (!Number.isSafeInteger(maxQueuedReplyBytes) || maxQueuedReplyBytes < 1) {
+    throw new RangeError(`maxQueuedReplyBytes must be a positive integer, got ${maxQueuedReplyBytes}`);
+  }
+  const negotiationTimeoutMs = options.negotiationTimeoutMs ?? 30_000;
+  if (!(negotiationTimeoutMs > 0)) throw new RangeError(`negotiationTimeoutMs must be positive, got ${negotiationTimeoutMs}`);
+  return {
+    host: options.host ?? '127.0.0.1',
+    maxPayload,
+    maxInFlight,
+    maxQueuedReplyBytes,
+    negotiationTimeoutMs,
+    sparseReads: options.sparseReads ?? true,
+    allowList: options.allowList ?? true,
+  };
+}
+
+/** Describes one client connection in events. */
+export interface NbdConnectionInfo {
+  /** Unique per server, increasing. */
+  readonly id: number;
+  /** Peer address for TCP, `undefined` for Unix sockets and socket pairs. */
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  /** The export chosen, once the client reached transmission. */
+  readonly export: string | undefined;
+  /** TLS is running on the connection. */
+  readonly tls: boolean;
+}
+
+/** Events of {@link NbdServer}. */
+export interface NbdServerEvents {
+  /** A client connected. */
+  connection: [info: NbdConnectionInfo];
+  /** A client reached transmission phase on an export. */
+  negotiated: [info: NbdConnectionInfo];
+  /** A client went away; `reason` is set when the server dropped it or the socket failed. */
+  disconnect: [info: NbdConnectionInfo, reason: BlockError | undefined];
+  /**
+   * A connection failed: protocol violation, socket error, TLS failure. Only that connection is
+   * affected. Emitted only when someone listens, so an unobserved server never crashes on it.
+   */
+  error: [error: BlockError, info: NbdConnectionInfo];
+  /** Every listener stopped and every connection ended after `close()`. */
+  close: [];
+}

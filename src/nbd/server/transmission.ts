@@ -1,0 +1,510 @@
+/**
+ * The transmission phase of one connection — the hot path. Requests are parsed in place from each
+ * received chunk, checked, and handed to the driver at once; replies go out as each request
+ * completes (so out of order when the driver completes out of order), corked together per turn of
+ * the event loop. A READ's reply header and data share one buffer the driver reads straight into.
+ *
+ * Backpressure: at most `maxInFlight` requests run at once and the bytes held for READs, WRITEs and
+ * unsent replies stay under `maxQueuedReplyBytes`; past either limit, parsed requests wait in a
+ * queue and the socket is paused, so a client cannot make the server buffer without bound.
+ */
+import type { Duplex } from 'node:stream';
+import { toBlockError, nbdErrorValue, type BlockErrorCode } from '../../errors.js';
+import type { BlockDriver } from '../../driver.js';
+import type { BlockExtent, IoOptions } from '../../types.js';
+import {
+  Cmd,
+  CmdFlag,
+  Limits,
+  ReplyFlag,
+  RequestParser,
+  encodeBlockStatusChunk,
+  encodeErrorChunk,
+  encodeHoleChunk,
+  encodeNoneChunk,
+  writeOffsetDataHeader,
+  writeSimpleReply,
+  type NbdRequest,
+} from '../protocol/index.js';
+import { requestChannel } from './diagnostics.js';
+import type { BufferPool } from './buffer-pool.js';
+import type { ExportEntry, NbdExportStats } from './export-registry.js';
+import type { SessionParams } from './negotiation.js';
+import type { ResolvedServerOptions } from './options.js';
+import { planSparseRead, statusExtents } from './reply-chunks.js';
+import { checkRequest, type RequestContext } from './request-checks.js';
+
+/** What the transmission reports to its connection. */
+export interface TransmissionHooks {
+  /** The stream broke the protocol (bad magic, hostile length): drop the connection. */
+  fatal(error: unknown): void;
+  /** DISC, end of input or shutdown, and everything in flight is answered: end the connection. */
+  finished(): void;
+}
+
+const NONE = 0;
+const DISC = 1;
+const SHUTDOWN = 2;
+
+/** Reads shorter than this are never split into holes: the chunk overhead would not pay. */
+const SPARSE_READ_MIN = 64 * 1024;
+/** Zero runs shorter than this travel as data inside a sparse READ reply. */
+const MIN_HOLE = 4096;
+/** Extents per BLOCK_STATUS chunk without REQ_ONE. */
+const MAX_STATUS_EXTENTS = 4096;
+/** Error messages are cut to this many characters; qemu drops long non-data chunks. */
+const MAX_MESSAGE = 200;
+
+const NO_OPTIONS: IoOptions = Object.freeze({});
+const FUA_OPTIONS = Object.freeze({ fua: true });
+
+/** The transmission phase of one connection (see the module comment). */
+export class Transmission {
+  readonly #socket: Duplex;
+  readonly #driver: BlockDriver;
+  readonly #entry: ExportEntry;
+  readonly #stats: NbdExportStats;
+  readonly #ctx: RequestContext;
+  readonly #structured: boolean;
+  readonly #extended: boolean;
+  readonly #allocationContext: number;
+  readonly #options: ResolvedServerOptions;
+  readonly #hooks: TransmissionHooks;
+  readonly #connectionId: number;
+  readonly #parser: RequestParser;
+  readonly #pool: BufferPool;
+  readonly #pending: NbdRequest[] = [];
+  #pendingHead = 0;
+  #inFlight = 0;
+  #inFlightBytes = 0;
+  #stopping = NONE;
+  #paused = false;
+  #corked = false;
+  #dead = false;
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    if (!this.#dead) this.#socket.uncork();
+  };
+  readonly #onDrain = (): void => this.#pump();
+
+  constructor(
+    socket: Duplex,
+    session: SessionParams,
+    options: ResolvedServerOptions,
+    pool: BufferPool,
+    connectionId: number,
+    hooks: TransmissionHooks,
+  ) {
+    this.#socket = socket;
+    this.#pool = pool;
+    this.#entry = session.entry;
+    this.#driver = session.entry.driver;
+    this.#stats = session.entry.stats;
+    this.#structured = session.structured;
+    this.#extended = session.extended;
+    this.#allocationContext = session.allocationContext ?? 0;
+    this.#options = options;
+    this.#hooks = hooks;
+    this.#connectionId = connectionId;
+    this.#ctx = {
+      size: session.entry.driver.size,
+      flags: session.flags,
+      structured: session.structured,
+      extended: session.extended,
+      allocationSelected: session.allocationContext !== undefined,
+      minBlockSize: session.sizes.minimum,
+      maxPayload: Math.min(options.maxPayload, session.sizes.maximum),
+    };
+    this.#parser = new RequestParser((req) => this.#onRequest(req), {
+      extended: session.extended,
+      maxPayload: this.#ctx.maxPayload,
+      // Oversized payloads up to twice the limit are read and dropped so the client gets an
+      // EINVAL and keeps its connection; beyond that the spec allows a hard disconnect.
+      maxDiscard: Math.max(2 * this.#ctx.maxPayload, Limits.DEFAULT_MAX_PAYLOAD),
+      // Payloads spanning socket chunks are gathered into pooled buffers, given back once written.
+      allocatePayload: (length) => pool.take(length),
+    });
+    socket.on('drain', this.#onDrain);
+  }
+
+  /** Requests running in the driver. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** Feeds received bytes (the socket's 'data' events, and what negotiation read ahead). */
+  push(chunk: Buffer): void {
+    if (this.#dead || this.#stopping === DISC) return;
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      this.#hooks.fatal(err);
+    }
+  }
+
+  /** The client closed its side: answer what is in flight, then finish. */
+  endOfInput(): void {
+    if (this.#stopping === NONE) this.#stopping = DISC;
+    this.#maybeFinish();
+  }
+
+  /**
+   * Server shutdown: stop reading, answer queued requests with ESHUTDOWN, let running ones
+   * complete, then finish.
+   */
+  shutdown(): void {
+    if (this.#stopping === SHUTDOWN || this.#dead) return;
+    this.#stopping = SHUTDOWN;
+    this.#pause();
+    while (this.#pendingHead < this.#pending.length) {
+      const req = this.#pending[this.#pendingHead++];
+      this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
+    }
+    this.#pending.length = 0;
+    this.#pendingHead = 0;
+    this.#maybeFinish();
+  }
+
+  /** The connection is gone: late completions are dropped. */
+  kill(): void {
+    this.#dead = true;
+    this.#socket.off('drain', this.#onDrain);
+    this.#pending.length = 0;
+    this.#pendingHead = 0;
+  }
+
+  // ---- intake -------------------------------------------------------------------------------
+
+  #onRequest(req: NbdRequest): void {
+    if (this.#stopping !== NONE) {
+      // Nothing may follow DISC; after shutdown began, late requests are refused.
+      if (this.#stopping === SHUTDOWN && req.type !== Cmd.DISC) this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
+      return;
+    }
+    if (req.type === Cmd.DISC) {
+      this.#stopping = DISC;
+      this.#pause();
+      this.#maybeFinish();
+      return;
+    }
+    if (this.#pendingHead < this.#pending.length || !this.#canStart(req)) {
+      this.#pending.push(req);
+      this.#pause();
+      return;
+    }
+    this.#start(req);
+  }
+
+  #cost(req: NbdRequest): number {
+    return req.type === Cmd.READ || req.type === Cmd.WRITE ? req.length : 0;
+  }
+
+  #canStart(req: NbdRequest): boolean {
+    if (this.#inFlight === 0) return true;
+    if (this.#inFlight >= this.#options.maxInFlight) return false;
+    const held = this.#inFlightBytes + this.#socket.writableLength + this.#cost(req);
+    return held <= this.#options.maxQueuedReplyBytes;
+  }
+
+  /** Starts queued requests while limits allow, then resumes reading if nothing waits. */
+  #pump(): void {
+    if (this.#dead) return;
+    while (this.#pendingHead < this.#pending.length) {
+      const req = this.#pending[this.#pendingHead];
+      if (!this.#canStart(req)) return;
+      this.#pendingHead++;
+      this.#start(req);
+    }
+    this.#pending.length = 0;
+    this.#pendingHead = 0;
+    if (this.#stopping === NONE && this.#paused && this.#socket.writableLength <= this.#options.maxQueuedReplyBytes) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    this.#maybeFinish();
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------
+
+  #start(req: NbdRequest): void {
+    const stats = this.#stats;
+    stats.requests++;
+    const refusal = checkRequest(req, this.#ctx);
+    if (refusal !== undefined) {
+      this.#countCommand(req.type);
+      this.#refuse(req, refusal.code, refusal.message);
+      return;
+    }
+    const d = this.#driver;
+    const { offset, length, flags } = req;
+    const fua = (flags & CmdFlag.FUA) !== 0 ? FUA_OPTIONS : NO_OPTIONS;
+    switch (req.type) {
+      case Cmd.READ:
+        stats.reads++;
+        this.#read(req);
+        return;
+      case Cmd.WRITE:
+        stats.writes++;
+        if (length === 0) return this.#replyOk(req);
+        this.#track(req, d.write(offset, req.payload!, fua), length);
+        return;
+      case Cmd.FLUSH:
+        stats.flushes++;
+        this.#track(req, d.flush(), 0);
+        return;
+      case Cmd.TRIM:
+        stats.trims++;
+        if (length === 0) return this.#replyOk(req);
+        this.#track(req, d.discard(offset, length, fua), 0);
+        return;
+      case Cmd.WRITE_ZEROES: {
+        stats.writeZeroes++;
+        if (length === 0) return this.#replyOk(req);
+        const options = {
+          fua: (flags & CmdFlag.FUA) !== 0,
+          mayUnmap: (flags & CmdFlag.NO_HOLE) === 0,
+          fastZero: (flags & CmdFlag.FAST_ZERO) !== 0,
+        };
+        this.#track(req, d.writeZeroes(offset, length, options), 0);
+        return;
+      }
+      case Cmd.CACHE:
+        stats.caches++;
+        if (length === 0) return this.#replyOk(req);
+        this.#track(req, d.cache(offset, length), 0);
+        return;
+      case Cmd.BLOCK_STATUS:
+        stats.blockStatus++;
+        this.#blockStatus(req);
+        return;
+    }
+  }
+
+  #countCommand(type: number): void {
+    const s = this.#stats;
+    if (type === Cmd.READ) s.reads++;
+    else if (type === Cmd.WRITE) s.writes++;
+    else if (type === Cmd.FLUSH) s.flushes++;
+    else if (type === Cmd.TRIM) s.trims++;
+    else if (type === Cmd.WRITE_ZEROES) s.writeZeroes++;
+    else if (type === Cmd.CACHE) s.caches++;
+    else if (type === Cmd.BLOCK_STATUS) s.blockStatus++;
+  }
+
+  /** Runs a request whose success reply carries no data. */
+  #track(req: NbdRequest, op: Promise<void>, cost: number): void {
+    this.#begin(cost);
+    op.then(
+      () => {
+        if (req.type === Cmd.WRITE) {
+          this.#stats.bytesWritten += req.length;
+          this.#pool.give(req.payload!);
+        }
+        this.#replyOk(req);
+        this.#end(cost);
+      },
+      (err: unknown) => {
+        if (req.type === Cmd.WRITE) this.#pool.give(req.payload!);
+        this.#fail(req, err);
+        this.#end(cost);
+      },
+    );
+  }
+
+  #begin(cost: number): void {
+    this.#inFlight++;
+    this.#inFlightBytes += cost;
+  }
+
+  #end(cost: number): void {
+    this.#inFlight--;
+    this.#inFlightBytes -= cost;
+    if (this.#pendingHead < this.#pending.length || this.#paused || this.#stopping !== NONE) this.#pump();
+  }
+
+  #maybeFinish(): void {
+    if (this.#stopping !== NONE && !this.#dead && this.#inFlight === 0 && this.#pendingHead >= this.#pending.length) {
+      this.#hooks.finished();
+    }
+  }
+
+  // ---- READ ---------------------------------------------------------------------------------
+
+  #read(req: NbdRequest): void {
+    const length = req.length;
+    if (length === 0) return this.#replyOk(req);
+    const sparse =
+      this.#structured &&
+      this.#options.sparseReads &&
+      length >= SPARSE_READ_MIN &&
+      (req.flags & CmdFlag.DF) === 0 &&
+      this.#driver.capabilities.canBlockStatus;
+    this.#begin(length);
+    if (sparse) {
+      this.#driver.blockStatus(req.offset, length).then(
+        (extents) => this.#readPlanned(req, extents),
+        () => this.#readWhole(req), // no allocation answer: just read
+      );
+    } else {
+      this.#readWhole(req);
+    }
+  }
+
+  /** One buffer holds the reply header and the data; the driver reads straight into it. */
+  #readWhole(req: NbdRequest): void {
+    const { offset, length } = req;
+    const head = this.#structured ? (this.#extended ? Limits.EXTENDED_REPLY_SIZE : Limits.STRUCTURED_REPLY_SIZE) + 8 : Limits.SIMPLE_REPLY_SIZE;
+    const buf = this.#pool.take(head + length).subarray(0, head + length);
+    this.#driver.readInto(offset, buf.subarray(head), NO_OPTIONS).then(
+      () => {
+        if (this.#structured) writeOffsetDataHeader(buf, 0, this.#extended, req, ReplyFlag.DONE, offset, length);
+        else writeSimpleReply(buf, 0, req, 0);
+        this.#stats.bytesRead += length;
+        this.#sendPooled(buf);
+        this.#published(req, 0);
+        this.#end(length);
+      },
+      (err: unknown) => {
+        this.#pool.give(buf);
+        this.#fail(req, err);
+        this.#end(length);
+      },
+    );
+  }
+
+  /** A READ reply of data chunks and hole chunks; sent only once every data piece is read. */
+  #readPlanned(req: NbdRequest, extents: BlockExtent[]): void {
+    const plan = planSparseRead(extents, req.offset, req.length, MIN_HOLE);
+    if (plan === undefined) return this.#readWhole(req);
+    const ext = this.#extended;
+    const head = (ext ? Limits.EXTENDED_REPLY_SIZE : Limits.STRUCTURED_REPLY_SIZE) + 8;
+    const buffers: Buffer[] = [];
+    const reads: Promise<void>[] = [];
+    for (const piece of plan) {
+      if (piece.hole) {
+        buffers.push(encodeHoleChunk(ext, req, 0, piece.offset, piece.length));
+      } else {
+        const buf = this.#pool.take(head + piece.length).subarray(0, head + piece.length);
+        writeOffsetDataHeader(buf, 0, ext, req, 0, piece.offset, piece.length);
+        buffers.push(buf);
+        reads.push(this.#driver.readInto(piece.offset, buf.subarray(head), NO_OPTIONS));
+      }
+    }
+    Promise.all(reads).then(
+      () => {
+        for (const b of buffers) this.#sendPooled(b);
+        // Everything is read, so no error can follow: a NONE chunk closes the reply.
+        this.#send(encodeNoneChunk(ext, req));
+        this.#stats.bytesRead += req.length;
+        this.#published(req, 0);
+        this.#end(req.length);
+      },
+      (err: unknown) => {
+        for (const b of buffers) this.#pool.give(b);
+        this.#fail(req, err);
+        this.#end(req.length);
+      },
+    );
+  }
+
+  // ---- BLOCK_STATUS -------------------------------------------------------------------------
+
+  #blockStatus(req: NbdRequest): void {
+    this.#begin(0);
+    this.#driver.blockStatus(req.offset, req.length).then(
+      (extents) => {
+        const one = (req.flags & CmdFlag.REQ_ONE) !== 0;
+        const list = statusExtents(extents, req.offset, req.length, this.#ctx.minBlockSize, one ? 1 : MAX_STATUS_EXTENTS, this.#extended);
+        this.#send(encodeBlockStatusChunk(this.#extended, req, ReplyFlag.DONE, this.#allocationContext, list));
+        this.#published(req, 0);
+        this.#end(0);
+      },
+      (err: unknown) => {
+        this.#fail(req, err);
+        this.#end(0);
+      },
+    );
+  }
+
+  // ---- replies ------------------------------------------------------------------------------
+
+  #replyOk(req: NbdRequest): void {
+    if (this.#extended) this.#send(encodeNoneChunk(true, req));
+    else if (this.#structured && req.type === Cmd.READ) this.#send(encodeNoneChunk(false, req));
+    else {
+      const buf = Buffer.allocUnsafe(Limits.SIMPLE_REPLY_SIZE);
+      writeSimpleReply(buf, 0, req, 0);
+      this.#send(buf);
+    }
+    this.#published(req, 0);
+  }
+
+  #fail(req: NbdRequest, err: unknown): void {
+    const e = toBlockError(err);
+    this.#refuse(req, e.code, e.message);
+  }
+
+  /** Answers `req` with an error without running it. */
+  #refuse(req: NbdRequest, code: BlockErrorCode, message: string): void {
+    this.#stats.errors++;
+    const value = nbdErrorValue(code);
+    if (this.#structured) {
+      this.#send(encodeErrorChunk(this.#extended, req, ReplyFlag.DONE, value, cleanMessage(message)));
+    } else {
+      const buf = Buffer.allocUnsafe(Limits.SIMPLE_REPLY_SIZE);
+      writeSimpleReply(buf, 0, req, value);
+      this.#send(buf);
+    }
+    this.#published(req, value);
+  }
+
+  #published(req: NbdRequest, error: number): void {
+    if (requestChannel.hasSubscribers) {
+      requestChannel.publish({
+        connectionId: this.#connectionId,
+        export: this.#entry.name,
+        command: req.type,
+        offset: req.offset,
+        length: req.length,
+        error,
+      });
+    }
+  }
+
+  /** Queues reply bytes; everything sent in one event-loop turn leaves in one corked write. */
+  #send(buf: Buffer): void {
+    if (this.#dead || this.#socket.writableEnded) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    this.#socket.write(buf);
+  }
+
+  /** Like `#send`, for a buffer from the pool: it goes back once the socket is done with it. */
+  #sendPooled(buf: Buffer): void {
+    if (this.#dead || this.#socket.writableEnded) {
+      this.#pool.give(buf);
+      return;
+    }
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(this.#uncork);
+    }
+    this.#socket.write(buf, () => this.#pool.give(buf));
+  }
+}
+
+/** Error messages: short, no NUL, valid for an NBD string. */
+function cleanMessage(message: string): string {
+  const text = message.replaceAll('\0', ' ');
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
+}

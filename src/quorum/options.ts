@@ -1,0 +1,95 @@
+/**
+ * Quorum options and their validation. Every invalid combination is refused at construction with
+ * an EINVAL BlockError that says which rule it breaks; wrong types are TypeErrors.
+ */
+import { BlockDriver, type BlockDriverOptions } from '../driver.js';
+import { BlockError } from '../errors.js';
+import { READ_PATTERNS, type ReadPattern } from './vote.js';
+
+/** Options of {@link Quorum}. */
+export interface QuorumOptions extends BlockDriverOptions {
+  /** The replicas, at least one, all of the same size. Their order matters: see docs/quorum.md. */
+  readonly children: readonly BlockDriver[];
+  /** Children that must succeed (and, for quorum reads, agree): 1 ≤ threshold ≤ children. */
+  readonly threshold: number;
+  /**
+   * `quorum` (default) votes on every read. `fifo` reads child 0 and falls back in order.
+   * `round-robin` and `least-pending` spread reads over trusted mirrors, with fifo's fallback.
+   */
+  readonly readPattern?: ReadPattern;
+  /** Write the winning data back to children whose copy lost a vote (quorum pattern only). */
+  readonly rewriteCorrupted?: boolean;
+  /**
+   * Fail a read with EIO on any difference between the two children, naming the first differing
+   * offset (quorum pattern, exactly 2 children, threshold 2, not with rewriteCorrupted).
+   */
+  readonly blkverify?: boolean;
+  /** Close the children when the quorum closes (default true). */
+  readonly closeChildren?: boolean;
+  /**
+   * Emit at most one `report-bad` per child, and one `failure`, per this many milliseconds; the
+   * next event that passes carries the number suppressed meanwhile. 0 (default) disables the limit.
+   * QEMU uses one second.
+   */
+  readonly reportIntervalMs?: number;
+}
+
+/** The validated, defaulted options. */
+export interface ResolvedQuorumOptions {
+  readonly threshold: number;
+  readonly readPattern: ReadPattern;
+  readonly rewriteCorrupted: boolean;
+  readonly blkverify: boolean;
+  readonly closeChildren: boolean;
+  readonly reportIntervalMs: number;
+}
+
+/** Validates quorum options; throws EINVAL (or TypeError for wrong types) on the first broken rule. */
+export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('Quorum options must be an object');
+  const { children } = options;
+  if (!Array.isArray(children)) throw new TypeError('Quorum: children must be an array of BlockDrivers');
+  children.forEach((c, i) => {
+    if (!(c instanceof BlockDriver)) throw new TypeError(`Quorum: children[${i}] is not a BlockDriver`);
+  });
+  const invalid = (why: string): never => {
+    throw new BlockError('EINVAL', `Quorum: ${why}`, { details: { op: 'open', driver: options.name ?? 'quorum' } });
+  };
+  const n = children.length;
+  if (n < 1) invalid('at least one child is required');
+  if (new Set(children).size !== n) invalid('the same driver appears twice among the children');
+  const threshold = options.threshold;
+  if (threshold === undefined) invalid('threshold is required');
+  if (!Number.isSafeInteger(threshold) || threshold < 1 || threshold > n) {
+    invalid(`threshold ${String(threshold)} must be an integer from 1 to the number of children (${n})`);
+  }
+  const readPattern = options.readPattern ?? 'quorum';
+  if (!READ_PATTERNS.includes(readPattern)) {
+    invalid(`readPattern ${String(readPattern)} is not one of ${READ_PATTERNS.join(', ')}`);
+  }
+  const rewriteCorrupted = options.rewriteCorrupted ?? false;
+  const blkverify = options.blkverify ?? false;
+  if (rewriteCorrupted && readPattern !== 'quorum') invalid(`rewriteCorrupted needs readPattern 'quorum', not '${readPattern}'`);
+  if (blkverify) {
+    if (readPattern !== 'quorum') invalid(`blkverify needs readPattern 'quorum', not '${readPattern}'`);
+    if (n !== 2 || threshold !== 2) invalid(`blkverify needs exactly 2 children and threshold 2 (got ${n} and ${threshold})`);
+    if (rewriteCorrupted) invalid('blkverify and rewriteCorrupted exclude each other');
+  }
+  const size = children[0].size;
+  children.forEach((c, i) => {
+    if (c.size !== size) invalid(`children differ in size: children[0] has ${size} bytes, children[${i}] has ${c.size}`);
+    if (c.state !== 'open') invalid(`children[${i}] is ${c.state}`);
+  });
+  const reportIntervalMs = options.reportIntervalMs ?? 0;
+  if (!(Number.isFinite(reportIntervalMs) && reportIntervalMs >= 0)) {
+    invalid(`reportIntervalMs ${reportIntervalMs} must be a finite number ≥ 0`);
+  }
+  return {
+    threshold,
+    readPattern,
+    rewriteCorrupted,
+    blkverify,
+    closeChildren: options.closeChildren ?? true,
+    reportIntervalMs,
+  };
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  NBD_DEFAULT_PORT,
+  addressFromOptions,
+  formatNbdUri,
+  parseNbdUri,
+  resolveNbdAddress,
+  type NbdAddress,
+} from '../../../src/nbd/client/address.js';
+
+const exportName = fc.string({ unit: 'grapheme', maxLength: 40 }).filter((s) => !s.includes('\0'));
+const hostName = fc.domain();
+const ipv6 = fc.ipV6();
+const port = fc.integer({ min: 1, max: 65535 });
+const socketPath = fc
+  .array(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 })
+  .map((parts) => '/' + parts.join('/'));
+
+const address: fc.Arbitrary<NbdAddress> = fc.oneof(
+  fc.record({ transport: fc.constant('tcp' as const), host: fc.oneof(hostName, ipv6), port, exportName }),
+  fc.record({ transport: fc.constant('unix' as const), path: socketPath, exportName }),
+);
+
+describe('NBD URI parsing', () => {
+  it('parses what it formats (round trip over arbitrary names, hosts, ports, socket paths)', () => {
+    fc.assert(
+      fc.property(address, (a) => {
+        expect(parseNbdUri(formatNbdUri(a))).toEqual(a);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('reads the forms qemu and libnbd document', () => {
+    expect(parseNbdUri('nbd://example.com/disk')).toEqual({ transport: 'tcp', host: 'example.com', port: NBD_DEFAULT_PORT, exportName: 'disk' });
+    expect(parseNbdUri('nbd://127.0.0.1:10810')).toEqual({ transport: 'tcp', host: '127.0.0.1', port: 10810, exportName: '' });
+    expect(parseNbdUri('nbd://[::1]:5000/a%20b')).toEqual({ transport: 'tcp', host: '::1', port: 5000, exportName: 'a b' });
+    expect(parseNbdUri('nbd:///x')).toEqual({ transport: 'tcp', host: 'localhost', port: NBD_DEFAULT_PORT, exportName: 'x' });
+    expect(parseNbdUri('nbd+unix:///?socket=/tmp/s.sock')).toEqual({ transport: 'unix', path: '/tmp/s.sock', exportName: '' });
+    expect(parseNbdUri('nbd+unix:///exp?socket=/tmp/s&tls=off')).toEqual({ transport: 'unix', path: '/tmp/s', exportName: 'exp' });
+  });
+
+  it('keeps export names verbatim, dot segments and inner slashes included', () => {
+    expect(parseNbdUri('nbd://h/a/../b').exportName).toBe('a/../b');
+    expect(parseNbdUri('nbd://h/.').exportName).toBe('.');
+    expect(parseNbdUri('nbd://h//lead').exportName).toBe('/lead');
+  });
+
+  it('refuses TLS and vsock schemes with ENOTSUP', () => {
+    for (const uri of ['nbds://h/x', 'nbds+unix:///x?socket=/s', 'nbd+vsock://1:2/x']) {
+      expect(() => parseNbdUri(uri)).toThrow(expect.objectContaining({ code: 'ENOTSUP' }));
+    }
+  });
+
+  it('refuses malformed URIs with EINVAL', () => {
+    for (const uri of [
+      'http://h/x',
+      'nbd:/h/x',
+      'nbd://h:0/x',
+      'nbd://h:65536/x',
+      'nbd://h:12a/x',
+      'nbd://user@h/x',
+      'nbd://h/x#frag',
+      'nbd://[::1/x',
+      'nbd://h/%zz',
+      'nbd://h/x?socket=/s',
+      'nbd+unix:///x',
+      'nbd+unix://host/x?socket=/s',
+      'nbd+unix:///x?socket=/a&socket=/b',
+      'nbd://h/a%00b',
+      `nbd://h/${'x'.repeat(4097)}`,
+    ]) {
+      expect(() => parseNbdUri(uri), uri).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+  });
+
+  it('accepts the object form and rejects ambiguous or incomplete ones', () => {
+    expect(addressFromOptions({ host: 'h' })).toEqual({ transport: 'tcp', host: 'h', port: NBD_DEFAULT_PORT, exportName: '' });
+    expect(addressFromOptions({ path: '/s', exportName: 'e' })).toEqual({ transport: 'unix', path: '/s', exportName: 'e' });
+    expect(resolveNbdAddress({ host: 'h', port: 7 })).toMatchObject({ port: 7 });
+    for (const bad of [{}, { host: 'h', path: '/s' }, { host: '' }, { path: '/s', port: 1 }, { host: 'h', port: 0 }, { host: 'h', exportName: 'a\0' }]) {
+      expect(() => addressFromOptions(bad), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+  });
+});

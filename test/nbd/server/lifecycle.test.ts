@@ -1,0 +1,245 @@
+/**
+ * Server lifecycle and concurrency: out-of-order completion, backpressure, draining close, export
+ * removal, DISC, many clients, events, statistics and diagnostics channels.
+ */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryDriver } from '../../../src/drivers/memory.js';
+import { Cmd, encodeInfoOption, Opt, Rep } from '../../../src/nbd/protocol/index.js';
+import { NBD_SERVER_CHANNELS, NbdServer, type NbdConnectionInfo } from '../../../src/nbd/server/index.js';
+import { sleep } from '../../helpers/peers.js';
+import { startServer, type ServerFixture } from './fixture.js';
+import { RawClient } from './raw-client.js';
+import { GateDriver } from './test-drivers.js';
+
+let fixture: ServerFixture | undefined;
+const clients: RawClient[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.destroy();
+  await fixture?.close();
+  fixture = undefined;
+});
+
+async function connect(name = '', mode: 'simple' | 'structured' = 'simple'): Promise<RawClient> {
+  const c = await RawClient.connect(fixture!.port);
+  clients.push(c);
+  await c.start();
+  await c.go(name, { structured: mode === 'structured' });
+  return c;
+}
+
+describe('NBD server lifecycle', () => {
+  it('answers out of order when the driver completes out of order', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
+    fixture = await startServer({ exports: { '': gate } });
+    const c = await connect();
+    const order: number[] = [];
+    const replies = [0, 4096, 8192].map((off) => c.read(off, 512).then((r) => order.push(off) && r));
+    await gate.whenHeld(3);
+    gate.release(8192);
+    await sleep(20);
+    gate.release(0);
+    await sleep(20);
+    gate.release(4096);
+    await Promise.all(replies);
+    expect(order).toEqual([8192, 0, 4096]);
+  });
+
+  it('stops reading a connection at maxInFlight and resumes as replies go out', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
+    fixture = await startServer({ exports: { '': gate }, maxInFlight: 4 });
+    const c = await connect();
+    const all = Array.from({ length: 40 }, (_, i) => c.read(i * 512, 512));
+    await gate.whenHeld(4);
+    await sleep(50);
+    expect(gate.held).toBe(4);
+    while (gate.held > 0 || c.outstanding > 0) {
+      gate.release();
+      await sleep(5);
+    }
+    const done = await Promise.all(all);
+    expect(done.every((r) => r.error === 0)).toBe(true);
+    expect(gate.maxRunning).toBe(4);
+  });
+
+  it('bounds the bytes held for a connection: big READs wait their turn', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 64 << 20 }));
+    fixture = await startServer({ exports: { '': gate }, maxQueuedReplyBytes: 4 << 20 });
+    const c = await connect();
+    const all = Array.from({ length: 8 }, (_, i) => c.read(i << 20, 1 << 20));
+    await gate.whenHeld(4);
+    await sleep(50);
+    expect(gate.held).toBe(4);
+    while (c.outstanding > 0) {
+      gate.release();
+      await sleep(5);
+    }
+    expect((await Promise.all(all)).every((r) => r.error === 0)).toBe(true);
+  });
+
+  it('close() lets in-flight requests finish, then closes; new clients are refused', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
+    fixture = await startServer({ exports: { '': gate } });
+    const c = await connect();
+    const pending = c.write(0, new Uint8Array(512).fill(3));
+    await gate.whenHeld(1);
+    let closed = false;
+    const closing = fixture.server.close().then(() => (closed = true));
+    await sleep(50);
+    expect(closed).toBe(false);
+    await expect(RawClient.connect(fixture.port)).rejects.toThrow();
+    gate.release();
+    expect((await pending).error).toBe(0);
+    await closing;
+    await c.closed;
+    expect(fixture.server.connectionCount).toBe(0);
+    expect([...(await gate.child.read(0, 4))]).toEqual([3, 3, 3, 3]);
+  });
+
+  it('close() disconnects clients still negotiating', async () => {
+    fixture = await startServer();
+    const c = await RawClient.connect(fixture.port);
+    clients.push(c);
+    await c.start();
+    await fixture.server.close();
+    await c.closed;
+  });
+
+  it('removes exports safely (refused while in use) or hard (clients dropped), leaving the driver open', async () => {
+    const driver = new MemoryDriver({ size: 65536 });
+    fixture = await startServer({ exports: { a: driver, b: new MemoryDriver({ size: 4096 }) } });
+    const c = await connect('a');
+    expect(() => fixture!.server.removeExport('a')).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    expect((await c.read(0, 16)).error).toBe(0);
+    fixture.server.removeExport('b');
+    expect(fixture.server.hasExport('b')).toBe(false);
+    fixture.server.removeExport('a', { mode: 'hard' });
+    await c.closed;
+    expect(driver.state).toBe('open');
+    const d = await RawClient.connect(fixture.port);
+    clients.push(d);
+    await d.start();
+    expect((await d.option(encodeInfoOption(Opt.GO, 'a'))).at(-1)).toMatchObject({ kind: 'error', error: Rep.ERR_UNKNOWN });
+    fixture.server.addExport('a', driver);
+    await d.go('a');
+    expect((await d.read(0, 16)).error).toBe(0);
+  });
+
+  it('DISC: in-flight requests are answered, then the server closes the connection', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 65536 }));
+    fixture = await startServer({ exports: { '': gate } });
+    const c = await connect();
+    const write = c.write(0, new Uint8Array(16).fill(1));
+    await gate.whenHeld(1);
+    void c.request(Cmd.DISC, 0, 0);
+    await sleep(30);
+    gate.release();
+    expect((await write).error).toBe(0);
+    await c.closed;
+  });
+
+  it('serves many clients at once, each on its own region', async () => {
+    fixture = await startServer({ exports: { '': new MemoryDriver({ size: 1 << 20 }) } });
+    const many = await Promise.all(Array.from({ length: 8 }, () => connect('', 'structured')));
+    await Promise.all(many.map((c, i) => c.write(i * 65536, new Uint8Array(65536).fill(i + 1))));
+    const back = await Promise.all(many.map((c, i) => c.read(((i + 3) % 8) * 65536, 65536)));
+    back.forEach((r, i) => expect(r.data.every((b) => b === ((i + 3) % 8) + 1)).toBe(true));
+  });
+
+  it('a client sending garbage is dropped without disturbing another one mid-stream', async () => {
+    fixture = await startServer();
+    const good = await connect('', 'structured');
+    const bad = await connect();
+    const errors: unknown[] = [];
+    fixture.server.on('error', (e) => errors.push(e));
+    const writes = Array.from({ length: 50 }, (_, i) => good.write(i * 4096, new Uint8Array(4096).fill(i)));
+    bad.socket.write(Buffer.alloc(64, 0xee));
+    await bad.closed;
+    expect((await Promise.all(writes)).every((r) => r.error === 0)).toBe(true);
+    expect((await good.read(49 * 4096, 4096)).data.every((b) => b === 49)).toBe(true);
+    expect(errors).toEqual([expect.objectContaining({ reason: 'bad-magic' })]);
+  });
+
+  it('emits connection, negotiated and disconnect events, and publishes diagnostics', async () => {
+    fixture = await startServer();
+    const seen: string[] = [];
+    const published: string[] = [];
+    const handlers = Object.entries(NBD_SERVER_CHANNELS).map(([k, name]) => {
+      const h = (): void => void published.push(k);
+      subscribe(name, h);
+      return [name, h] as const;
+    });
+    try {
+      let info: NbdConnectionInfo | undefined;
+      fixture.server.on('connection', () => seen.push('connection'));
+      fixture.server.on('negotiated', (i) => {
+        info = i;
+        seen.push('negotiated');
+      });
+      const disconnected = new Promise<void>((resolve) =>
+        fixture!.server.on('disconnect', () => {
+          seen.push('disconnect');
+          resolve();
+        }),
+      );
+      const c = await connect();
+      await c.read(0, 4);
+      await c.disconnect();
+      await disconnected;
+      expect(seen).toEqual(['connection', 'negotiated', 'disconnect']);
+      expect(info).toMatchObject({ export: '', remoteAddress: '127.0.0.1', tls: false });
+      expect(published).toEqual(['connection', 'negotiated', 'request', 'disconnect']);
+    } finally {
+      for (const [name, h] of handlers) unsubscribe(name, h);
+    }
+  });
+
+  it('counts requests and bytes per export', async () => {
+    fixture = await startServer({ exports: { x: new MemoryDriver({ size: 65536 }) } });
+    const c = await connect('x');
+    await c.write(0, new Uint8Array(1000));
+    await c.read(0, 300);
+    await c.read(65536, 1);
+    await c.request(Cmd.FLUSH, 0, 0);
+    expect(fixture.server.exportStats('x')).toMatchObject({
+      requests: 4,
+      reads: 2,
+      writes: 1,
+      flushes: 1,
+      errors: 1,
+      bytesRead: 300,
+      bytesWritten: 1000,
+    });
+    expect(fixture.server.exports()).toEqual([expect.objectContaining({ name: 'x', clients: 1, size: 65536, readOnly: false })]);
+  });
+
+  it('binds to loopback by default and serves a socket handed to it', async () => {
+    const server = new NbdServer();
+    try {
+      server.addExport('', new MemoryDriver({ size: 4096 }));
+      const addr = (await server.listen({ port: 0 })) as AddressInfo;
+      expect(addr.address).toBe('127.0.0.1');
+      const c = await RawClient.connect(addr.port);
+      clients.push(c);
+      await c.start();
+      await c.go('');
+      expect((await c.read(0, 8)).error).toBe(0);
+    } finally {
+      await server.destroy();
+    }
+  });
+
+  it('rejects bad exports and options up front', async () => {
+    const server = new NbdServer();
+    expect(() => server.addExport('a\0b', new MemoryDriver({ size: 1 }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    server.addExport('a', new MemoryDriver({ size: 1 }));
+    expect(() => server.addExport('a', new MemoryDriver({ size: 1 }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => server.removeExport('zz')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => new NbdServer({ maxPayload: 100 })).toThrow(RangeError);
+    expect(() => new NbdServer({ tls: {} })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    await server.close();
+    await expect(server.listen({ port: 0 })).rejects.toMatchObject({ code: 'ESHUTDOWN' });
+  });
+});
