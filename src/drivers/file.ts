@@ -11,6 +11,7 @@
 import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
 import { BlockError } from '../errors.js';
 import type { BlockCapabilities, BlockLimits, IoOptions, WriteOptions } from '../types.js';
@@ -100,19 +101,22 @@ export class FileDriver extends BlockDriver {
     const name = options.name ?? 'file';
     const details = { op: 'open', driver: name, path };
 
+    // O_NONBLOCK keeps opening a FIFO from blocking a thread-pool thread until a writer comes
+    // (the fstat below then refuses it); on regular files it has no effect.
+    const { O_RDONLY, O_RDWR, O_CREAT, O_EXCL, O_NONBLOCK } = fsConstants;
     let handle: FileHandle;
     let created = false;
     try {
-      if (readOnly) handle = await fsp.open(path, fsConstants.O_RDONLY);
+      if (readOnly) handle = await fsp.open(path, O_RDONLY | O_NONBLOCK);
       else if (create) {
         try {
-          handle = await fsp.open(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL);
+          handle = await fsp.open(path, O_RDWR | O_CREAT | O_EXCL);
           created = true;
         } catch (err) {
           if ((err as { code?: unknown }).code !== 'EEXIST') throw err;
-          handle = await fsp.open(path, fsConstants.O_RDWR);
+          handle = await fsp.open(path, O_RDWR | O_NONBLOCK);
         }
-      } else handle = await fsp.open(path, fsConstants.O_RDWR);
+      } else handle = await fsp.open(path, O_RDWR | O_NONBLOCK);
     } catch (err) {
       throw fileError(err, details);
     }
@@ -128,6 +132,10 @@ export class FileDriver extends BlockDriver {
       if (created) {
         length = size ?? 0;
         if (length > 0) await handle.truncate(length);
+        // Without this a flushed write could still vanish in a crash together with the new file:
+        // fdatasync covers the file's data and length, not its directory entry.
+        await handle.datasync();
+        await syncDirectory(dirname(path));
       } else if (size !== undefined && size !== length) {
         throw new BlockError('EINVAL', `${name}: ${path} is ${length} bytes, expected ${size}`, {
           details: { ...details, fileSize: length, size },
@@ -237,5 +245,21 @@ export class FileDriver extends BlockDriver {
 
   #details(op: string, offset: number, length: number): Record<string, unknown> {
     return { op, offset, length, driver: this.name, path: this.path };
+  }
+}
+
+/**
+ * Makes a directory's entries durable. Some file systems refuse fsync on a directory (EINVAL,
+ * EBADF, EISDIR, ENOTSUP); there the entry is as durable as that file system makes it anyway.
+ */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await fsp.open(path, fsConstants.O_RDONLY);
+  try {
+    await dir.sync();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code !== 'EINVAL' && code !== 'EBADF' && code !== 'EISDIR' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+  } finally {
+    await dir.close();
   }
 }

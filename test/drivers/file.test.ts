@@ -1,6 +1,7 @@
 /**
  * FileDriver: opening and creating images, persistence, durability calls, and error mapping.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,13 +24,14 @@ const openFds = (): number => readdirSync('/proc/self/fd').length;
 async function spyHandle(): Promise<{
   write: ReturnType<typeof vi.spyOn>;
   datasync: ReturnType<typeof vi.spyOn>;
+  sync: ReturnType<typeof vi.spyOn>;
   realWrite: (...args: unknown[]) => Promise<unknown>;
 }> {
   const probe = await fsp.open(fresh(), 'w');
   const proto = Object.getPrototypeOf(probe) as fsp.FileHandle;
   await probe.close();
   const realWrite = proto.write as (...args: unknown[]) => Promise<unknown>;
-  return { write: vi.spyOn(proto, 'write'), datasync: vi.spyOn(proto, 'datasync'), realWrite };
+  return { write: vi.spyOn(proto, 'write'), datasync: vi.spyOn(proto, 'datasync'), sync: vi.spyOn(proto, 'sync'), realWrite };
 }
 
 describe('FileDriver.open', () => {
@@ -84,11 +86,16 @@ describe('FileDriver.open', () => {
     await expect(FileDriver.open(path, { readOnly: true })).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
-  it('rejects directories (EINVAL) and devices (ENOTSUP) without leaking descriptors', async () => {
+  it('rejects directories (EINVAL), devices and FIFOs (ENOTSUP) without blocking or leaking descriptors', async () => {
     const before = openFds();
     await expect(FileDriver.open(dir, { readOnly: true })).rejects.toMatchObject({ code: 'EINVAL' });
     await expect(FileDriver.open(dir)).rejects.toMatchObject({ code: 'EINVAL' });
     await expect(FileDriver.open('/dev/null')).rejects.toMatchObject({ code: 'ENOTSUP' });
+    // A FIFO with no writer would block a plain O_RDONLY open forever.
+    const fifo = fresh();
+    execFileSync('mkfifo', [fifo]);
+    await expect(FileDriver.open(fifo, { readOnly: true })).rejects.toMatchObject({ code: 'ENOTSUP' });
+    await expect(FileDriver.open(fifo)).rejects.toMatchObject({ code: 'ENOTSUP' });
     expect(openFds()).toBe(before);
   });
 
@@ -311,16 +318,31 @@ describe('FileDriver durability calls', () => {
     await d.close();
   });
 
-  it('flush syncs; close syncs only when something was written since the last flush', async () => {
+  it('create makes the new file and its directory entry durable; opening an existing file syncs nothing', async () => {
     const spy = await spyHandle();
+    const dirSync = spy.sync; // the directory is synced through a FileHandle too
     const a = await FileDriver.open(fresh(), { create: true, size: 100 });
+    expect(spy.datasync).toHaveBeenCalledTimes(1);
+    expect(dirSync).toHaveBeenCalledTimes(1);
+    await a.close();
+    const b = await FileDriver.open(a.path, { create: true, size: 100 });
+    const c = await FileDriver.open(a.path);
+    await b.close();
+    await c.close();
+    expect(spy.datasync).toHaveBeenCalledTimes(1);
+    expect(dirSync).toHaveBeenCalledTimes(1);
+  });
+
+  it('flush syncs; close syncs only when something was written since the last flush', async () => {
+    const a = await FileDriver.open(fresh(), { create: true, size: 100 });
+    const b = await FileDriver.open(fresh(), { create: true, size: 100 });
+    const spy = await spyHandle();
     await a.write(0, new Uint8Array(10).fill(1));
     await a.flush();
     expect(spy.datasync).toHaveBeenCalledTimes(1);
     await a.close();
     expect(spy.datasync).toHaveBeenCalledTimes(1);
 
-    const b = await FileDriver.open(fresh(), { create: true, size: 100 });
     await b.write(0, new Uint8Array(10).fill(1));
     await b.close();
     expect(spy.datasync).toHaveBeenCalledTimes(2);
@@ -332,8 +354,9 @@ describe('FileDriver durability calls', () => {
   });
 
   it('a write still running when a flush starts is synced by close, a FUA write is not synced again', async () => {
-    const spy = await spyHandle();
     const d = await FileDriver.open(fresh(), { create: true, size: 100 });
+    const e = await FileDriver.open(fresh(), { create: true, size: 100 });
+    const spy = await spyHandle();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     // The first pwrite is held until the flush has finished, then really performed.
@@ -349,7 +372,6 @@ describe('FileDriver durability calls', () => {
     await d.close();
     expect(spy.datasync).toHaveBeenCalledTimes(2);
 
-    const e = await FileDriver.open(fresh(), { create: true, size: 100 });
     await e.write(0, new Uint8Array(10).fill(1), { fua: true });
     expect(spy.datasync).toHaveBeenCalledTimes(3);
     await e.close();
@@ -357,13 +379,24 @@ describe('FileDriver durability calls', () => {
   });
 
   it('a failing flush is EIO-mapped, and the data stays dirty so close retries the sync', async () => {
-    const spy = await spyHandle();
     const d = await FileDriver.open(fresh(), { create: true, size: 100 });
+    const spy = await spyHandle();
     await d.write(0, new Uint8Array(10).fill(1));
     spy.datasync.mockImplementationOnce(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
     await expect(d.flush()).rejects.toMatchObject({ code: 'EIO', details: { op: 'flush' } });
     await d.close();
     expect(spy.datasync).toHaveBeenCalledTimes(2);
+  });
+
+  it('a failing sync at close still releases the descriptor and rejects with the error', async () => {
+    const before = openFds();
+    const d = await FileDriver.open(fresh(), { create: true, size: 100 });
+    const spy = await spyHandle();
+    await d.write(0, new Uint8Array(10).fill(1));
+    spy.datasync.mockImplementationOnce(() => Promise.reject(Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' })));
+    await expect(d.close()).rejects.toMatchObject({ code: 'ENOSPC', details: { op: 'close' } });
+    expect(d.state).toBe('closed');
+    expect(openFds()).toBe(before);
   });
 
   it('close drains in-flight requests, releases the descriptor, and later requests fail ESHUTDOWN', async () => {
