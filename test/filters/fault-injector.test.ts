@@ -67,7 +67,10 @@ describe('FaultInjector rules', () => {
     await fc.assert(
       fc.asyncProperty(fc.subarray([...BLOCK_OPS]), fc.constantFrom(...BLOCK_OPS), fc.constantFrom(...BLOCK_ERROR_CODES), async (ops, op, code) => {
         const d = new FaultInjector(child(), { rules: [{ ops, error: code }] });
-        expect(await issue(d, op, 0, 100)).toBe(ops.includes(op) ? code : 'ok');
+        // A native write-zeroes refused with ENOTSUP is, by contract, retried as plain writes of
+        // zeros (QEMU's fallback), so that one fault is invisible to the caller.
+        const masked = op === 'writeZeroes' && code === 'ENOTSUP';
+        expect(await issue(d, op, 0, 100)).toBe(ops.includes(op) && !masked ? code : 'ok');
         await d.close();
       }),
       { numRuns: 200 },

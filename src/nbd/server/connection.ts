@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket, TLSSocketOptions } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import { BlockError, isBlockError, toBlockError } from '../../errors.js';
 import { HandshakeFlag, OptionParser, encodeGreeting } from '../protocol/index.js';
 import type { BufferPool } from './buffer-pool.js';
@@ -22,7 +22,7 @@ export interface ConnectionHost {
   /** Large buffers shared by the server's connections. */
   readonly pool: BufferPool;
   readonly tls:
-    | { readonly required: boolean; readonly socketOptions: TLSSocketOptions; readonly handshakeTimeoutMs: number }
+    | { readonly required: boolean; readonly serverOptions: TlsOptions }
     | undefined;
   isClosing(): boolean;
   negotiated(connection: NbdConnection): void;
@@ -207,7 +207,7 @@ export class NbdConnection implements ExportUser {
     // The raw socket may still report errors once TLS owns it; they must not go unhandled.
     raw.on('error', () => {});
     const upgrade = (): void => {
-      upgradeToTls(raw, tls.socketOptions, tls.handshakeTimeoutMs).then(
+      upgradeToTls(raw, tls.serverOptions).then(
         (secure: TLSSocket) => {
           if (this.#phase !== UPGRADING) {
             secure.destroy();

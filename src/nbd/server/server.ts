@@ -19,8 +19,8 @@ import {
   type NbdExportStats,
 } from './export-registry.js';
 import { resolveOptions, type NbdConnectionInfo, type NbdServerEvents, type NbdServerOptions, type ResolvedServerOptions } from './options.js';
-import { checkTlsOptions, tlsSocketOptions, type NbdServerTlsOptions } from './tls.js';
-import type { TLSSocketOptions } from 'node:tls';
+import { checkTlsOptions, tlsServerOptions, type NbdServerTlsOptions } from './tls.js';
+import type { TlsOptions } from 'node:tls';
 
 /** Where `listen()` listens: TCP (`port`, `host`), a Unix socket `path`, or an inherited `fd`. */
 export type NbdListenOptions =
@@ -64,7 +64,7 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
   readonly #registry = new ExportRegistry();
   readonly #options: ResolvedServerOptions;
   readonly #tls: NbdServerTlsOptions | undefined;
-  readonly #tlsSocketOptions: TLSSocketOptions | undefined;
+  readonly #tlsServerOptions: TlsOptions | undefined;
   readonly #listeners: Server[] = [];
   readonly #connections = new Set<NbdConnection>();
   readonly #host: ConnectionHost;
@@ -77,7 +77,7 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
     if (options.tls !== undefined) {
       checkTlsOptions(options.tls);
       this.#tls = options.tls;
-      this.#tlsSocketOptions = tlsSocketOptions(options.tls);
+      this.#tlsServerOptions = tlsServerOptions(options.tls);
     }
     this.#host = {
       registry: this.#registry,
@@ -85,13 +85,9 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
       // Idle large buffers kept for reuse across all connections.
       pool: new BufferPool(2 * this.#options.maxPayload),
       tls:
-        this.#tls === undefined || this.#tlsSocketOptions === undefined
+        this.#tls === undefined || this.#tlsServerOptions === undefined
           ? undefined
-          : {
-              required: this.#tls.required !== false,
-              socketOptions: this.#tlsSocketOptions,
-              handshakeTimeoutMs: this.#tls.handshakeTimeoutMs ?? 10_000,
-            },
+          : { required: this.#tls.required !== false, serverOptions: this.#tlsServerOptions },
       isClosing: () => this.#closing !== undefined,
       negotiated: (c) => this.#negotiated(c),
       failed: (c, err) => this.#failed(c, err),

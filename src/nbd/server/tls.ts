@@ -31,8 +31,8 @@ export interface NbdServerTlsOptions {
   readonly psk?: PskKeys;
   /** How long a TLS handshake may take before the connection is dropped (default 10 s). */
   readonly handshakeTimeoutMs?: number;
-  /** Extra options for `tls.TLSSocket` (cipher lists, protocol versions…); applied last. */
-  readonly socketOptions?: tls.TLSSocketOptions;
+  /** Extra `tls.createServer` options (cipher lists, protocol versions…); applied last. */
+  readonly serverOptions?: tls.TlsOptions;
 }
 
 /** Parses a PSK keys file: one `identity:hexkey` per line, as qemu and nbdkit read them. */
@@ -74,41 +74,34 @@ export function checkTlsOptions(options: NbdServerTlsOptions): void {
 const PSK_CIPHERS = 'ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:DHE-PSK-AES256-GCM-SHA384:DHE-PSK-AES128-GCM-SHA256:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256';
 
 /**
- * `tls.TLSSocket` reads `pskCallback` in server mode too (as `tls.createServer` passes it down),
- * though its option type only lists it for servers.
+ * Options of the (never listening) `tls.Server` that performs each STARTTLS upgrade. A server
+ * rather than a bare `TLSSocket` because only `tls.Server` enforces `rejectUnauthorized` on client
+ * certificates and reports handshake failures and timeouts as events.
  */
-type ServerSocketOptions = tls.TLSSocketOptions & Pick<tls.TlsOptions, 'pskCallback' | 'pskIdentityHint'>;
-
-/** Builds the `tls.TLSSocket` options for a server-side upgrade. */
-export function tlsSocketOptions(options: NbdServerTlsOptions): tls.TLSSocketOptions {
+export function tlsServerOptions(options: NbdServerTlsOptions): tls.TlsOptions {
   const x509 = options.key !== undefined && options.cert !== undefined;
   const psk = options.psk;
-  const context: tls.SecureContextOptions = {
+  const result: tls.TlsOptions = {
     minVersion: 'TLSv1.2',
+    requestCert: x509 && options.verifyClient === true,
+    rejectUnauthorized: x509 && options.verifyClient === true,
+    handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
   };
   if (x509) {
-    context.key = toPem(options.key);
-    context.cert = toPem(options.cert);
+    result.key = toPem(options.key);
+    result.cert = toPem(options.cert);
     if (options.ca !== undefined) {
-      context.ca = Array.isArray(options.ca) ? (options.ca as (string | Uint8Array)[]).map(toPem) : toPem(options.ca as string | Uint8Array);
+      result.ca = Array.isArray(options.ca) ? (options.ca as (string | Uint8Array)[]).map(toPem) : toPem(options.ca as string | Uint8Array);
     }
   }
   if (psk !== undefined && psk.size > 0) {
-    context.ciphers = `${tls.DEFAULT_CIPHERS}:${PSK_CIPHERS}`;
-  }
-  const result: ServerSocketOptions = {
-    isServer: true,
-    secureContext: tls.createSecureContext(context),
-    requestCert: x509 && options.verifyClient === true,
-    rejectUnauthorized: x509 && options.verifyClient === true,
-  };
-  if (psk !== undefined && psk.size > 0) {
+    result.ciphers = `${tls.DEFAULT_CIPHERS}:${PSK_CIPHERS}`;
     result.pskCallback = (_socket: tls.TLSSocket, identity: string) => {
       const key = psk.get(identity);
       return key === undefined ? null : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
     };
   }
-  return { ...result, ...options.socketOptions };
+  return { ...result, ...options.serverOptions };
 }
 
 function toPem(value: string | Uint8Array | undefined): string | Buffer {
@@ -117,29 +110,23 @@ function toPem(value: string | Uint8Array | undefined): string | Buffer {
 }
 
 /**
- * Wraps a plain socket whose STARTTLS ACK has been flushed and waits for the handshake. Rejects
- * (and destroys both sockets) on a failed or slow handshake.
+ * Upgrades a plain socket whose STARTTLS ACK has been flushed, and waits for the handshake (client
+ * certificate checked when required). Rejects on a failed or slow handshake; the caller destroys
+ * the socket then.
  */
-export function upgradeToTls(socket: Socket, socketOptions: tls.TLSSocketOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+export function upgradeToTls(socket: Socket, serverOptions: tls.TlsOptions): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
-    const secure = new tls.TLSSocket(socket, socketOptions);
-    const timer = setTimeout(() => fail(new BlockError('ETIMEDOUT', `TLS handshake took longer than ${timeoutMs} ms`)), timeoutMs);
-    const fail = (err: unknown): void => {
-      clearTimeout(timer);
-      secure.removeListener('secure', done);
-      secure.destroy();
-      socket.destroy();
-      reject(err);
-    };
-    const done = (): void => {
-      clearTimeout(timer);
-      secure.removeListener('error', fail);
-      secure.removeListener('close', closed);
+    const server = tls.createServer(serverOptions);
+    server.once('secureConnection', (secure: tls.TLSSocket) => {
+      server.removeAllListeners('tlsClientError');
       resolve(secure);
-    };
-    const closed = (): void => fail(new BlockError('EIO', 'connection closed during the TLS handshake'));
-    secure.once('secure', done);
-    secure.once('error', fail);
-    secure.once('close', closed);
+    });
+    server.once('tlsClientError', (err: Error, secure: tls.TLSSocket) => {
+      server.removeAllListeners('secureConnection');
+      secure.destroy();
+      reject(new BlockError('EPERM', `TLS handshake failed: ${err.message}`, { cause: err }));
+    });
+    // The documented way to hand an accepted socket to a TLS server that does not listen itself.
+    server.emit('connection', socket);
   });
 }
