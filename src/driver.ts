@@ -54,8 +54,13 @@ function zeros(length: number): Uint8Array {
  * `limits.minBlockSize`, inside the device, non-empty, and read/write lengths at most
  * `limits.maxTransfer` (rounded down to a multiple of `minBlockSize`); the operation is allowed by
  * `capabilities`; the driver is open, or closing and finishing requests accepted before close().
- * They must: fill the whole target of `_read`; not keep a reference to the data of `_write` after
- * it resolves (copy it); reject only with {@link BlockError}s (anything else becomes EIO).
+ * They must: fill the whole target of `_read`; reject only with {@link BlockError}s (anything
+ * else becomes EIO); and own the caller's buffers only while the call is pending — once the
+ * promise of `_read` settles, resolved or rejected, nothing may write into its `target` again,
+ * and once the promise of `_write` settles nothing may read its `data` again (copy what must be
+ * kept). Callers such as Quorum reuse those buffers the moment a request settles, so a driver that
+ * hands a buffer to work it cannot cancel (a socket reply, a worker, a slower child) must either
+ * wait for that work before settling, even when aborted, or give it a buffer of its own and copy.
  */
 export abstract class BlockDriver extends EventEmitter
   implements AsyncDisposable
@@ -94,94 +99,94 @@ export abstract class BlockDriver extends EventEmitter
 
   // ---- public, validated API -------------------------------------------------------------
 
-  /** Reads `length` bytes at `offset` into a new buffer. */
-  async read(offset: number, length: number, options?: IoOptions): Promise<Uint8Array> {
-    if (this.#check('read', offset, length, options)) return new Uint8Array(0);
-    const target = this.#allocate(offset, length);
-    await this.#read(offset, target, options ?? {});
-    return target;
+  /**
+   * Reads `length` bytes at `offset` into a new plain Uint8Array (not a Node Buffer). It owns its
+   * memory: its `byteOffset` is 0 and its `buffer` holds exactly these bytes (never a slice of
+   * Node's shared pool), so it can be transferred to a worker or kept without pinning anything.
+   */
+  read(offset: number, length: number, options?: IoOptions): Promise<Uint8Array> {
+    return attempt(() => {
+      if (this.#check('read', offset, length, options)) return Promise.resolve(new Uint8Array(0));
+      const target = this.#allocate(offset, length);
+      return this.#admit('read', offset, length, async () => {
+        await this.#read(offset, target, options ?? {});
+        return target;
+      });
+    });
   }
 
-  /** Reads `target.length` bytes at `offset` into `target` (no copy for drivers that can avoid one). */
-  async readInto(offset: number, target: Uint8Array, options?: IoOptions): Promise<void> {
-    checkBytes(target, 'target');
-    if (this.#check('read', offset, target.length, options)) return;
-    await this.#read(offset, target, options ?? {});
+  /**
+   * Reads `target.length` bytes at `offset` into `target` (no copy for drivers that can avoid one).
+   * Once the promise settles, resolved or rejected (an abort included), the driver never writes to
+   * `target` again, so the caller may reuse it at once. After a rejection its contents are
+   * unspecified.
+   */
+  readInto(offset: number, target: Uint8Array, options?: IoOptions): Promise<void> {
+    return attempt(() => {
+      checkBytes(target, 'target');
+      if (this.#check('read', offset, target.length, options)) return Promise.resolve();
+      return this.#admit('read', offset, target.length, () => this.#read(offset, target, options ?? {}));
+    });
   }
 
   async #read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
-    this.#begin();
-    try {
-      const max = this.#pieceSize();
-      if (target.length <= max) return await this._read(offset, target, options);
-      for (let done = 0; done < target.length; done += max) {
-        if (done > 0) this.#throwIfAborted('read', offset, target.length, options);
-        await this._read(offset + done, target.subarray(done, Math.min(done + max, target.length)), options);
-      }
-    } catch (err) {
-      throw wrap(err, this.name, 'read', offset, target.length);
-    } finally {
-      this.#end();
+    const max = this.#pieceSize();
+    if (target.length <= max) return this._read(offset, target, options);
+    for (let done = 0; done < target.length; done += max) {
+      if (done > 0) this.#throwIfAborted('read', offset, target.length, options);
+      await this._read(offset + done, target.subarray(done, Math.min(done + max, target.length)), options);
     }
   }
 
   /**
-   * Writes `data` at `offset`. The driver does not keep `data` after the promise settles.
+   * Writes `data` at `offset`. The driver neither reads nor keeps `data` after the promise
+   * settles, resolved or rejected, so the caller may reuse it at once.
    * A rejected write may have reached some of the range (like a failed disk write), never more.
    */
-  async write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
-    checkBytes(data, 'data');
-    if (this.#check('write', offset, data.length, options)) return;
-    this.#begin();
-    try {
-      const caps = this.capabilities;
-      const nativeFua = options.fua === true && caps.canFua;
-      const pieceOptions = options.fua === true && !nativeFua ? { ...options, fua: false } : options;
-      const max = this.#pieceSize();
-      if (data.length <= max) await this._write(offset, data, pieceOptions);
-      else {
-        for (let done = 0; done < data.length; done += max) {
-          // Stopping between pieces is allowed: a failed write may have reached part of its range.
-          if (done > 0) this.#throwIfAborted('write', offset, data.length, options);
-          await this._write(offset + done, data.subarray(done, Math.min(done + max, data.length)), pieceOptions);
-        }
+  write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
+    return attempt(() => {
+      checkBytes(data, 'data');
+      if (this.#check('write', offset, data.length, options)) return Promise.resolve();
+      return this.#admit('write', offset, data.length, () => this.#write(offset, data, options));
+    });
+  }
+
+  async #write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
+    const caps = this.capabilities;
+    const nativeFua = options.fua === true && caps.canFua;
+    const pieceOptions = options.fua === true && !nativeFua ? { ...options, fua: false } : options;
+    const max = this.#pieceSize();
+    if (data.length <= max) await this._write(offset, data, pieceOptions);
+    else {
+      for (let done = 0; done < data.length; done += max) {
+        // Stopping between pieces is allowed: a failed write may have reached part of its range.
+        if (done > 0) this.#throwIfAborted('write', offset, data.length, options);
+        await this._write(offset + done, data.subarray(done, Math.min(done + max, data.length)), pieceOptions);
       }
-      if (options.fua === true && !nativeFua && caps.canFlush) await this._flush(options);
-    } catch (err) {
-      throw wrap(err, this.name, 'write', offset, data.length);
-    } finally {
-      this.#end();
     }
+    if (options.fua === true && !nativeFua && caps.canFlush) await this._flush(options);
   }
 
   /** Makes every write that has completed durable. */
-  async flush(options: IoOptions = {}): Promise<void> {
-    if (this.#check('flush', 0, 0, options)) return;
-    this.#begin();
-    try {
-      if (this.capabilities.canFlush) await this._flush(options);
-    } catch (err) {
-      throw wrap(err, this.name, 'flush', 0, 0);
-    } finally {
-      this.#end();
-    }
+  flush(options: IoOptions = {}): Promise<void> {
+    return attempt(() => {
+      if (this.#check('flush', 0, 0, options)) return Promise.resolve();
+      return this.#admit('flush', 0, 0, async () => {
+        if (this.capabilities.canFlush) await this._flush(options);
+      });
+    });
   }
 
   /**
    * Tells the driver the range is no longer needed (TRIM). Advisory: afterwards the range reads as
    * either its old contents or zeros, so callers must not rely on either.
    */
-  async discard(offset: number, length: number, options: DiscardOptions = {}): Promise<void> {
-    if (this.#check('discard', offset, length, options)) return;
-    if (!this.capabilities.canDiscard) return;
-    this.#begin();
-    try {
-      await this.#withFua(options, (o) => this._discard(offset, length, o));
-    } catch (err) {
-      throw wrap(err, this.name, 'discard', offset, length);
-    } finally {
-      this.#end();
-    }
+  discard(offset: number, length: number, options: DiscardOptions = {}): Promise<void> {
+    return attempt(() => {
+      if (this.#check('discard', offset, length, options)) return Promise.resolve();
+      if (!this.capabilities.canDiscard) return Promise.resolve();
+      return this.#admit('discard', offset, length, () => this.#withFua(options, (o) => this._discard(offset, length, o)));
+    });
   }
 
   /**
@@ -190,30 +195,25 @@ export abstract class BlockDriver extends EventEmitter
    * Without `fastZero`, a native zeroing that turns out to be unsupported (ENOTSUP) falls back to
    * writing zeros, as QEMU does.
    */
-  async writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
-    if (this.#check('writeZeroes', offset, length, options)) return;
-    const caps = this.capabilities;
-    if (options.fastZero === true && !(caps.canZero && caps.canFastZero)) {
-      throw new BlockError('ENOTSUP', `${this.name}: fast zeroing is not supported`, {
-        details: { op: 'writeZeroes', offset, length, driver: this.name },
-      });
-    }
-    this.#begin();
-    try {
-      if (!caps.canZero) await this.#emulateZeroes(offset, length, options);
-      else {
+  writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
+    return attempt(() => {
+      if (this.#check('writeZeroes', offset, length, options)) return Promise.resolve();
+      const caps = this.capabilities;
+      if (options.fastZero === true && !(caps.canZero && caps.canFastZero)) {
+        throw new BlockError('ENOTSUP', `${this.name}: fast zeroing is not supported`, {
+          details: { op: 'writeZeroes', offset, length, driver: this.name },
+        });
+      }
+      return this.#admit('writeZeroes', offset, length, async () => {
+        if (!caps.canZero) return this.#emulateZeroes(offset, length, options);
         try {
           await this.#withFua(options, (o) => this._writeZeroes(offset, length, o));
         } catch (err) {
           if (options.fastZero === true || !isBlockError(err) || err.code !== 'ENOTSUP') throw err;
           await this.#emulateZeroes(offset, length, options);
         }
-      }
-    } catch (err) {
-      throw wrap(err, this.name, 'writeZeroes', offset, length);
-    } finally {
-      this.#end();
-    }
+      });
+    });
   }
 
   /**
@@ -221,31 +221,23 @@ export abstract class BlockDriver extends EventEmitter
    * ending at or before `offset + length`. The answer may stop short of the end (callers loop),
    * but always covers at least one byte.
    */
-  async blockStatus(offset: number, length: number, options: IoOptions = {}): Promise<BlockExtent[]> {
-    if (this.#check('blockStatus', offset, length, options)) return [];
-    if (!this.capabilities.canBlockStatus) return [{ offset, length, zero: false, allocated: true }];
-    this.#begin();
-    try {
-      return normalizeExtents(await this._blockStatus(offset, length, options), offset, length, this.name);
-    } catch (err) {
-      throw wrap(err, this.name, 'blockStatus', offset, length);
-    } finally {
-      this.#end();
-    }
+  blockStatus(offset: number, length: number, options: IoOptions = {}): Promise<BlockExtent[]> {
+    return attempt(() => {
+      if (this.#check('blockStatus', offset, length, options)) return Promise.resolve([]);
+      if (!this.capabilities.canBlockStatus) return Promise.resolve([{ offset, length, zero: false, allocated: true }]);
+      return this.#admit('blockStatus', offset, length, async () =>
+        normalizeExtents(await this._blockStatus(offset, length, options), offset, length, this.name),
+      );
+    });
   }
 
   /** Advises the driver to prefetch the range (NBD CACHE). */
-  async cache(offset: number, length: number, options: IoOptions = {}): Promise<void> {
-    if (this.#check('cache', offset, length, options)) return;
-    if (!this.capabilities.canCache) return;
-    this.#begin();
-    try {
-      await this._cache(offset, length, options);
-    } catch (err) {
-      throw wrap(err, this.name, 'cache', offset, length);
-    } finally {
-      this.#end();
-    }
+  cache(offset: number, length: number, options: IoOptions = {}): Promise<void> {
+    return attempt(() => {
+      if (this.#check('cache', offset, length, options)) return Promise.resolve();
+      if (!this.capabilities.canCache) return Promise.resolve();
+      return this.#admit('cache', offset, length, () => this._cache(offset, length, options));
+    });
   }
 
   /**
@@ -264,12 +256,16 @@ export abstract class BlockDriver extends EventEmitter
 
   // ---- implementation hooks ----------------------------------------------------------------
 
-  /** Fills all of `target` with the bytes at `offset`. */
+  /**
+   * Fills all of `target` with the bytes at `offset`. After the returned promise settles (also
+   * when it rejects, e.g. on an abort), nothing may write into `target` any more.
+   */
   protected abstract _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void>;
 
   /**
    * Stores `data` at `offset`. Must neither modify `data` (it may be a buffer shared by the base
-   * class, e.g. the zeros of an emulated writeZeroes) nor keep it after resolving.
+   * class, e.g. the zeros of an emulated writeZeroes) nor read or keep it after the returned
+   * promise settles, resolved or rejected.
    */
   protected _write(_offset: number, _data: Uint8Array, _options: WriteOptions): Promise<void> {
     return Promise.reject(this.notSupported('write'));
@@ -356,7 +352,13 @@ export abstract class BlockDriver extends EventEmitter
   /** A read buffer; a length the process cannot allocate is ENOMEM rather than a RangeError. */
   #allocate(offset: number, length: number): Uint8Array {
     try {
-      return Buffer.allocUnsafe(length);
+      // allocUnsafeSlow, not allocUnsafe: reads under 4 KiB would otherwise be slices of Node's
+      // shared 8 KiB pool, whose `.buffer` exposes other data and cannot be transferred. It costs
+      // a few hundred nanoseconds more per small read (measured against the pool), a fraction of
+      // one request's own overhead; the memory is left uninitialised because `_read` fills it all.
+      // Handed out as a plain Uint8Array over that memory, not a Buffer, so that `slice()` copies
+      // as the declared type promises (Buffer's `slice` is a view).
+      return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
     } catch (err) {
       throw new BlockError('ENOMEM', `${this.name}: cannot allocate ${length} bytes for a read`, {
         cause: err,
@@ -365,8 +367,34 @@ export abstract class BlockDriver extends EventEmitter
     }
   }
 
-  #begin(): void {
+  /**
+   * Runs an accepted request, counted in flight until its promise has settled. The request's own
+   * promise settles first and only then does it leave the count: so when close() sees the count
+   * reach zero, every accepted request has settled and the reactions its callers attached are
+   * already queued ahead of close's own continuation — no timer needed (fake timers cannot stall
+   * close).
+   */
+  #admit<T>(op: Op, offset: number, length: number, run: () => Promise<T>): Promise<T> {
     this.#inFlight++;
+    return new Promise<T>((resolve, reject) => {
+      let work: Promise<T>;
+      try {
+        work = run();
+      } catch (err) {
+        // An implementation hook that throws instead of rejecting must not leak an in-flight slot.
+        work = Promise.reject(err);
+      }
+      work.then(
+        (value) => {
+          resolve(value);
+          this.#end();
+        },
+        (err: unknown) => {
+          reject(wrap(err, this.name, op, offset, length));
+          this.#end();
+        },
+      );
+    });
   }
 
   #end(): void {
@@ -393,12 +421,9 @@ export abstract class BlockDriver extends EventEmitter
 
   async #doClose(): Promise<void> {
     if (this.#state === 'open') this.#state = 'closing';
-    if (this.#inFlight > 0) {
-      await new Promise<void>((resolve) => (this.#drained = resolve));
-      // The last request's own promise settles a few microtasks after it left the count; one
-      // macrotask lets every accepted request settle (and its callers react) before close does.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-    }
+    // #admit settles each request before it leaves the count, so once the count is zero every
+    // accepted request has settled and its callers' first reactions run before this continues.
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     try {
       await this._close();
     } catch (err) {
@@ -407,6 +432,15 @@ export abstract class BlockDriver extends EventEmitter
       this.#state = 'closed';
       this.emit('close');
     }
+  }
+}
+
+/** Runs `start`, turning a synchronous throw (a failed validation) into a rejected promise. */
+function attempt<T>(start: () => Promise<T>): Promise<T> {
+  try {
+    return start();
+  } catch (err) {
+    return Promise.reject(err);
   }
 }
 

@@ -128,21 +128,42 @@ export function isBlockError(value: unknown): value is BlockError {
 /**
  * Turns anything thrown into a {@link BlockError}: block errors pass through, Node system errors
  * keep their errno code when it is one of ours (or its nearest, e.g. EACCES → EPERM), an abort
- * becomes ECANCELED, a timeout (`AbortSignal.timeout`'s TimeoutError) ETIMEDOUT, everything else EIO.
+ * becomes ECANCELED, a timeout (`AbortSignal.timeout`'s TimeoutError) ETIMEDOUT, V8's failure to
+ * allocate a buffer ENOMEM, everything else EIO.
  */
 export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockError {
   if (isBlockError(err)) return err;
   const anyErr = err as { code?: unknown; name?: unknown; message?: unknown } | null;
-  const message = typeof anyErr?.message === 'string' ? anyErr.message : String(err);
+  const message = typeof anyErr?.message === 'string' ? anyErr.message : describe(err);
   if (anyErr?.name === 'AbortError') {
     return new BlockError('ECANCELED', message, { cause: err, details });
   }
   if (anyErr?.name === 'TimeoutError') {
     return new BlockError('ETIMEDOUT', message, { cause: err, details });
   }
+  if (isAllocationFailure(err)) {
+    return new BlockError('ENOMEM', message, { cause: err, details });
+  }
   const code = typeof anyErr?.code === 'string' ? anyErr.code : undefined;
   const mapped = code === undefined ? undefined : SYSTEM_CODES[code];
   return new BlockError(mapped ?? 'EIO', message, { cause: err, details });
+}
+
+/** `String(value)`, except that it cannot throw (e.g. for an object whose toString is not a function). */
+function describe(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/**
+ * V8 reports a buffer it cannot allocate as a RangeError with this message (distinct from the
+ * "Invalid typed array length" of a length no buffer may have, which stays a programming error).
+ */
+function isAllocationFailure(err: unknown): boolean {
+  return err instanceof RangeError && /allocation failed/i.test(err.message);
 }
 
 const SYSTEM_CODES: Readonly<Record<string, BlockErrorCode>> = {

@@ -55,7 +55,9 @@ export interface IoOptions {
    * Cancels the request before it is dispatched (ECANCELED). A request the base class splits (a
    * read or write over `maxTransfer`, an emulated writeZeroes) also stops between pieces, so a
    * cancelled write may have reached part of its range. Once an implementation has started, it
-   * may honour the signal, but a request already on its way to storage is not torn back.
+   * may honour the signal, but a request already on its way to storage is not torn back. An
+   * aborted request either completes or fails with ECANCELED (ETIMEDOUT for a timeout signal),
+   * and either way, once its promise settles, the driver no longer touches the caller's buffers.
    */
   readonly signal?: AbortSignal;
 }

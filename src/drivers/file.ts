@@ -77,6 +77,8 @@ export class FileDriver extends BlockDriver {
   readonly #caps: BlockCapabilities;
   /** Some write ended (or failed half-way) since the last flush started: close must sync. */
   #dirty = false;
+  /** The first fdatasync failure; once set, durability can no longer be confirmed (see #sync). */
+  #syncFailure: BlockError | undefined;
 
   private constructor(handle: FileHandle, path: string, size: number, readOnly: boolean, name: string | undefined) {
     super({ name: name ?? 'file' });
@@ -184,6 +186,8 @@ export class FileDriver extends BlockDriver {
   }
 
   protected override async _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
+    // Fail a FUA write before it writes anything: its sync could no longer prove it durable.
+    if (options.fua === true) this.#throwIfSyncFailed('write', offset, data.length);
     let durable = false;
     try {
       let done = 0;
@@ -198,7 +202,7 @@ export class FileDriver extends BlockDriver {
         done += bytesWritten;
       }
       if (options.fua === true) {
-        await this.#handle.datasync();
+        await this.#sync('write', offset, data.length);
         durable = true;
       }
     } catch (err) {
@@ -211,29 +215,29 @@ export class FileDriver extends BlockDriver {
   }
 
   protected override async _flush(_options: IoOptions): Promise<void> {
+    this.#throwIfSyncFailed('flush', 0, 0);
     // Cleared before the sync so that a write finishing during it marks the file dirty again.
     this.#dirty = false;
     try {
-      await this.#handle.datasync();
+      await this.#sync('flush', 0, 0);
     } catch (err) {
       this.#dirty = true;
-      throw fileError(err, this.#details('flush', 0, 0));
+      throw err;
     }
   }
 
   /**
    * Closing makes written data durable first (like a disk's cache flush on shutdown), then
-   * releases the descriptor. If that flush fails, the descriptor is still closed and close()
-   * rejects with the flush error, so a lost write is never silent.
+   * releases the descriptor. If that flush fails, or an earlier one did, the descriptor is still
+   * closed and close() rejects, so a lost write is never silent.
    */
   protected override async _close(): Promise<void> {
     let flushError: unknown;
-    if (this.#dirty) {
-      try {
-        await this.#handle.datasync();
-      } catch (err) {
-        flushError = fileError(err, this.#details('close', 0, 0));
-      }
+    try {
+      this.#throwIfSyncFailed('close', 0, 0);
+      if (this.#dirty) await this.#sync('close', 0, 0);
+    } catch (err) {
+      flushError = err;
     }
     try {
       await this.#handle.close();
@@ -241,6 +245,38 @@ export class FileDriver extends BlockDriver {
       flushError ??= fileError(err, this.#details('close', 0, 0));
     }
     if (flushError !== undefined) throw flushError;
+  }
+
+  /**
+   * fdatasync, remembering a failure for good. On Linux a failed writeback is reported once, and
+   * the pages that failed are then marked clean (dropped or kept, but no longer dirty): a retried
+   * fdatasync returns 0 without having written them. So after one failure no later sync can
+   * prove anything durable, and every flush, FUA write and close fails with EIO instead (QEMU's
+   * file-posix does the same with its page_cache_inconsistent flag). Reopening the image and
+   * checking it is the only way back. A sync that succeeded while another one failed is not
+   * trusted either: the failure may concern pages it was meant to cover.
+   */
+  async #sync(op: string, offset: number, length: number): Promise<void> {
+    try {
+      await this.#handle.datasync();
+    } catch (err) {
+      const mapped = fileError(err, this.#details(op, offset, length));
+      this.#syncFailure ??= mapped;
+      throw mapped;
+    }
+    this.#throwIfSyncFailed(op, offset, length);
+  }
+
+  #throwIfSyncFailed(op: string, offset: number, length: number): void {
+    const failure = this.#syncFailure;
+    if (failure === undefined) return;
+    const what = op === 'write' ? 'FUA write' : op;
+    throw new BlockError(
+      'EIO',
+      `${this.name}: ${what} refused with EIO: an earlier fdatasync of ${this.path} failed (${failure.code}), after which ` +
+        'the kernel may have dropped unwritten pages, so no later sync can confirm durability; reopen and check the image',
+      { cause: failure, details: { ...this.#details(op, offset, length), syncFailure: failure.code } },
+    );
   }
 
   #details(op: string, offset: number, length: number): Record<string, unknown> {

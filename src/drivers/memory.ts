@@ -3,6 +3,7 @@
  * 1 TiB device costs nothing until written; discard and unmapping zeroes give chunks back.
  */
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
+import { BlockError } from '../errors.js';
 import type {
   BlockCapabilities,
   BlockExtent,
@@ -29,7 +30,8 @@ const MAX_EXTENTS = 4096;
 
 /**
  * A sparse in-memory disk, zero-filled at creation. Discard always frees whole chunks it covers
- * (so discarded ranges read as zeros); writeZeroes frees them only with `mayUnmap`.
+ * (so discarded ranges read as zeros); writeZeroes frees them only with `mayUnmap`. A write that
+ * needs a chunk the process cannot allocate fails with ENOMEM and changes nothing.
  */
 export class MemoryDriver extends BlockDriver {
   readonly #size: number;
@@ -95,17 +97,15 @@ export class MemoryDriver extends BlockDriver {
 
   protected override _write(offset: number, data: Uint8Array, _options: WriteOptions): Promise<void> {
     const cs = this.#chunkSize;
+    const failure = this.#allocateRange(offset, data.length);
+    if (failure !== undefined) return Promise.reject(failure);
     let pos = 0;
     while (pos < data.length) {
       const abs = offset + pos;
       const index = Math.floor(abs / cs);
       const within = abs - index * cs;
       const n = Math.min(cs - within, data.length - pos);
-      let chunk = this.#chunks.get(index);
-      if (chunk === undefined) {
-        chunk = this.#allocate(index);
-      }
-      chunk.set(data.subarray(pos, pos + n), within);
+      (this.#chunks.get(index) as Uint8Array).set(data.subarray(pos, pos + n), within);
       pos += n;
     }
     return Promise.resolve();
@@ -169,10 +169,31 @@ export class MemoryDriver extends BlockDriver {
     return Promise.resolve();
   }
 
-  #allocate(index: number): Uint8Array {
-    const chunk = new Uint8Array(this.#chunkSize);
-    this.#chunks.set(index, chunk);
-    return chunk;
+  /**
+   * Allocates every chunk the range lacks before anything is copied, so that running out of
+   * memory fails the write with ENOMEM (not the EIO a stray RangeError would become) and leaves
+   * the device exactly as it was. Returns the error, or undefined when all chunks exist.
+   */
+  #allocateRange(offset: number, length: number): BlockError | undefined {
+    const cs = this.#chunkSize;
+    const last = Math.floor((offset + length - 1) / cs);
+    const added: number[] = [];
+    for (let index = Math.floor(offset / cs); index <= last; index++) {
+      if (this.#chunks.has(index)) continue;
+      let chunk: Uint8Array;
+      try {
+        chunk = new Uint8Array(cs);
+      } catch (err) {
+        for (const i of added) this.#chunks.delete(i);
+        return new BlockError('ENOMEM', `${this.name}: cannot allocate a ${cs}-byte chunk for a write`, {
+          cause: err,
+          details: { op: 'write', offset, length, driver: this.name, chunkSize: cs, allocatedBytes: this.allocatedBytes },
+        });
+      }
+      this.#chunks.set(index, chunk);
+      added.push(index);
+    }
+    return undefined;
   }
 
   /** Zeros a range; whole chunks are freed when `unmap` is set, zero-filled otherwise. */

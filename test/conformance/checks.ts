@@ -73,9 +73,45 @@ export async function expectTypeError(run: () => unknown, what: string): Promise
   expect(err, `${what}: should fail with a TypeError, got ${String(err)}`).toBeInstanceOf(TypeError);
 }
 
-/** Reads a range of any length in pieces of at most `maxIo` bytes. */
-export async function readAll(driver: BlockDriver, offset: number, length: number, maxIo: number): Promise<Uint8Array> {
+/**
+ * Bytes read targets are pre-filled with, taken in turn: a driver that leaves part of a target
+ * unfilled is caught whatever the expected data, because no expected byte equals all of them.
+ */
+const FILLS = [0xee, 0x11, 0xa5, 0x5a, 0xff, 0x01, 0x80, 0x7f];
+let nextFill = 0;
+
+/** A new buffer of `length` bytes, all one non-zero value that changes from call to call. */
+export function filled(length: number): Uint8Array {
+  const value = FILLS[nextFill++ % FILLS.length];
+  return new Uint8Array(length).fill(value);
+}
+
+/**
+ * A buffer that differs from every given buffer at every byte and is never zero there: the
+ * pre-fill of a read whose possible results are known, so any byte left unfilled is caught, and
+ * what a caller scribbles into a buffer it got back, so a driver still using it is caught.
+ */
+export function unlike(length: number, ...avoid: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    let v = 0xee;
+    // At most avoid.length + 1 values are excluded (0 and one per buffer), so this ends quickly.
+    while (v === 0 || avoid.some((a) => a[i] === v)) v = (v + 0x3b) & 0xff;
+    out[i] = v;
+  }
+  return out;
+}
+
+/** `readInto` a pre-filled buffer (see {@link filled}), so unfilled bytes cannot pass for data. */
+export async function readFilled(driver: BlockDriver, offset: number, length: number): Promise<Uint8Array> {
+  const target = filled(length);
+  await driver.readInto(offset, target);
+  return target;
+}
+
+/** Reads a range of any length in pieces of at most `maxIo` bytes, into a pre-filled buffer. */
+export async function readAll(driver: BlockDriver, offset: number, length: number, maxIo: number): Promise<Uint8Array> {
+  const out = filled(length);
   for (let done = 0; done < length; done += maxIo) {
     const n = Math.min(maxIo, length - done);
     await driver.readInto(offset + done, out.subarray(done, done + n));

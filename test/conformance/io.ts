@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { boundaries, ioRangeArb, type Range } from './arbitraries.js';
-import { expectBytes, expectZeros, pattern, readAll, writeAll } from './checks.js';
+import { expectBytes, expectZeros, pattern, readAll, readFilled, writeAll } from './checks.js';
 import type { BlockDriver } from '../../src/driver.js';
 import type { SuiteContext } from './context.js';
 
@@ -24,9 +24,10 @@ export function readWriteTests(ctx: SuiteContext): void {
           const data = pattern(r.length, seed);
           await d.write(r.offset, data);
           expectBytes(await d.read(r.offset, r.length), data, 'read after write', r.offset);
-          if (r.offset >= unit) expectZeros(await d.read(r.offset - unit, unit), 'unit before the write', r.offset - unit);
+          expectBytes(await readFilled(d, r.offset, r.length), data, 'readInto after write', r.offset);
+          if (r.offset >= unit) expectZeros(await readFilled(d, r.offset - unit, unit), 'unit before the write', r.offset - unit);
           const end = r.offset + r.length;
-          if (end + unit <= size) expectZeros(await d.read(end, unit), 'unit after the write', end);
+          if (end + unit <= size) expectZeros(await readFilled(d, end, unit), 'unit after the write', end);
         });
       }),
       { numRuns },
@@ -41,7 +42,7 @@ export function readWriteTests(ctx: SuiteContext): void {
       await d.write(2 * unit, b);
       const expected = a.slice();
       expected.set(b, 2 * unit);
-      expectBytes(await d.read(0, 8 * unit), expected, 'overlapping writes');
+      expectBytes(await readFilled(d, 0, 8 * unit), expected, 'overlapping writes');
     });
   }, timeout);
 
@@ -61,6 +62,9 @@ export function readWriteTests(ctx: SuiteContext): void {
       data.fill(0x55);
       const first = await d.read(unit, 2 * unit);
       expectBytes(first, copy, 'caller changed its buffer after the write');
+      // The buffer owns its memory (never a slice of a shared pool), so it can be transferred.
+      expect(first.byteOffset, 'read buffer byteOffset').toBe(0);
+      expect(first.buffer.byteLength, 'read buffer owns exactly its bytes').toBe(2 * unit);
       first.fill(0x66);
       expectBytes(await d.read(unit, 2 * unit), copy, 'caller changed a returned buffer');
     });
@@ -95,7 +99,7 @@ export function unalignedTests(ctx: SuiteContext): void {
         const data = pattern(r.length, seed++);
         await d.write(r.offset, data);
         model.set(data, r.offset);
-        expectBytes(await d.read(r.offset, r.length), data, `straddling write ${r.offset}+${r.length}`, r.offset);
+        expectBytes(await readFilled(d, r.offset, r.length), data, `straddling write ${r.offset}+${r.length}`, r.offset);
       }
       expectBytes(await readAll(d, 0, size, maxIo), model, 'whole device after straddling writes');
     });
@@ -110,7 +114,7 @@ export function unalignedTests(ctx: SuiteContext): void {
         const data = pattern(length, 5);
         await d.write(unit, data);
         expectBytes(await d.read(unit, length), data, 'split request', unit);
-        expectZeros(await d.read(0, unit), 'unit before the split request');
+        expectZeros(await readFilled(d, 0, unit), 'unit before the split request');
       });
     },
     timeout,
@@ -130,8 +134,9 @@ export function neverWrittenTests(ctx: SuiteContext): void {
   it('any range of a fresh device reads as zeros', async () => {
     await ctx.withDriver(async (d) => {
       await fc.assert(
-        fc.asyncProperty(ioRangeArb(ctx), async (r) => {
-          expectZeros(await d.read(r.offset, r.length), `fresh range ${r.offset}+${r.length}`, r.offset);
+        fc.asyncProperty(ioRangeArb(ctx), fc.boolean(), async (r, into) => {
+          const bytes = into ? await readFilled(d, r.offset, r.length) : await d.read(r.offset, r.length);
+          expectZeros(bytes, `fresh range ${r.offset}+${r.length} (${into ? 'readInto' : 'read'})`, r.offset);
         }),
         { numRuns },
       );

@@ -1,34 +1,15 @@
 /**
- * Groups `lifecycle`, `fua-flush` and `abort`: closing drains what is in flight and refuses what
- * comes after; a closed driver refuses everything; FUA and flush succeed and keep data; an
- * aborted signal stops a request before it is dispatched.
+ * Groups `lifecycle` and `fua-flush`: closing drains what is in flight and refuses what comes
+ * after, whatever is in flight and whenever close() comes; a closed driver refuses everything;
+ * FUA and flush succeed and keep data.
  */
+import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { BlockDriver } from '../../src/driver.js';
-import type { IoOptions } from '../../src/types.js';
-import { expectBytes, expectCode, expectZeros, pattern } from './checks.js';
+import { isBlockError } from '../../src/errors.js';
+import { expectBytes, expectCode, expectZeros, pattern, readFilled } from './checks.js';
 import type { SuiteContext } from './context.js';
-
-type Op = [string, (d: BlockDriver, options?: IoOptions) => Promise<unknown>];
-
-/** One call of every operation on a small range (writes only when the driver can write). */
-function everyOp(unit: number, canWrite: boolean, length = unit): Op[] {
-  const ops: Op[] = [
-    ['read', (d, o) => d.read(0, length, o)],
-    ['readInto', (d, o) => d.readInto(0, new Uint8Array(length), o)],
-    ['flush', (d, o) => d.flush(o)],
-    ['blockStatus', (d, o) => d.blockStatus(0, length, o)],
-    ['cache', (d, o) => d.cache(0, length, o)],
-  ];
-  if (canWrite) {
-    ops.push(
-      ['write', (d, o) => d.write(0, pattern(length, 50), o)],
-      ['discard', (d, o) => d.discard(0, length, o)],
-      ['writeZeroes', (d, o) => d.writeZeroes(0, length, o)],
-    );
-  }
-  return ops;
-}
+import { everyOp, momentArb, opKinds, reach, settle, type OpKind } from './requests.js';
 
 /** Registers the `lifecycle` tests. */
 export function lifecycleTests(ctx: SuiteContext): void {
@@ -87,6 +68,67 @@ export function lifecycleTests(ctx: SuiteContext): void {
       expect(d.inFlight).toBe(0);
     });
   }, timeout);
+
+  it('close() while busy with any mix of requests: all accepted ones complete, later ones fail ESHUTDOWN, close resolves last', async () => {
+    // Every request gets its own slot of two units, seeded first, so each has one right answer.
+    const slot = 2 * unit;
+    // Returns the request's own promise (the order check needs its first reaction); readInto
+    // targets are kept in `targets` to check afterwards.
+    const issue = (d: BlockDriver, kind: OpKind, i: number): Promise<unknown> => {
+      const at = i * slot;
+      switch (kind) {
+        case 'read':
+          return d.read(at, slot);
+        case 'readInto': {
+          const target = new Uint8Array(slot).fill(0xee);
+          targets.set(i, target);
+          return d.readInto(at, target);
+        }
+        case 'write':
+          return d.write(at, pattern(slot, 200 + i));
+        case 'writeZeroes':
+          return d.writeZeroes(at, slot);
+        case 'discard':
+          return d.discard(at, slot);
+        case 'flush':
+          return d.flush();
+        case 'blockStatus':
+          return d.blockStatus(at, slot);
+        case 'cache':
+          return d.cache(at, slot);
+      }
+    };
+    const targets = new Map<number, Uint8Array>();
+    const kinds = fc.array(fc.constantFrom(...opKinds(rw)), { minLength: 1, maxLength: 12 });
+    await fc.assert(
+      fc.asyncProperty(kinds, momentArb, async (requests, moment) => {
+        await ctx.withDriver(async (d) => {
+          targets.clear();
+          const seeded = rw ? pattern(requests.length * slot, 199) : new Uint8Array(requests.length * slot);
+          if (rw) await d.write(0, seeded);
+          const order: string[] = [];
+          const started = requests.map((kind, i) => issue(d, kind, i).finally(() => order.push(`${kind} ${i}`)));
+          await reach(moment);
+          const closing = d.close().then(() => order.push('close'));
+          expect(d.state, 'state right after close()').toBe('closing');
+          for (const [name, call] of everyOp(unit, rw)) await expectCode(() => call(d), 'ESHUTDOWN', `${name} issued after close()`);
+          const outcomes = await Promise.all(started.map(settle));
+          outcomes.forEach((o, i) => {
+            if (!o.ok) expect.fail(`${requests[i]} ${i}, accepted before close(), failed: ${isBlockError(o.error) ? o.error.code : ''} ${String(o.error)}`);
+            if (requests[i] === 'read' || requests[i] === 'readInto') {
+              const bytes = requests[i] === 'read' ? (o.value as Uint8Array) : (targets.get(i) as Uint8Array);
+              expectBytes(bytes, seeded.subarray(i * slot, (i + 1) * slot), `${requests[i]} ${i} in flight during close`, i * slot);
+            }
+          });
+          await closing;
+          expect(order[order.length - 1], `order of completion: ${order.join(', ')}`).toBe('close');
+          expect(d.state).toBe('closed');
+          expect(d.inFlight).toBe(0);
+        });
+      }),
+      { numRuns: ctx.numRuns },
+    );
+  }, timeout);
 }
 
 /** Registers the `fua-flush` tests. */
@@ -110,40 +152,9 @@ export function fuaFlushTests(ctx: SuiteContext): void {
       await d.discard(6 * unit, 2 * unit, { fua: true });
       await d.write(8 * unit, data);
       await d.flush();
-      expectBytes(await d.read(8 * unit, 8 * unit), data, 'after flush');
-      expectZeros(await d.read(2 * unit, unit), 'after a FUA writeZeroes', 2 * unit);
-      expectBytes(await d.read(0, 2 * unit), data.subarray(0, 2 * unit), 'untouched by FUA zeroing');
-    });
-  }, timeout);
-}
-
-/** Registers the `abort` tests. */
-export function abortTests(ctx: SuiteContext): void {
-  const { unit, timeout } = ctx;
-  const rw = ctx.caps.canWrite;
-
-  it('an already aborted signal fails every operation with ECANCELED and dispatches nothing', async () => {
-    await ctx.withDriver(async (d) => {
-      const data = pattern(unit, 70);
-      if (rw) await d.write(0, data);
-      const controller = new AbortController();
-      controller.abort(new Error('caller gave up'));
-      for (const [name, call] of everyOp(unit, rw)) {
-        await expectCode(() => call(d, { signal: controller.signal }), 'ECANCELED', `${name} with an aborted signal`);
-      }
-      expect(d.state).toBe('open');
-      expect(d.inFlight).toBe(0);
-      if (rw) expectBytes(await d.read(0, unit), data, 'data after aborted write, discard and writeZeroes');
-    });
-  }, timeout);
-
-  it('a signal that is not aborted changes nothing', async () => {
-    await ctx.withDriver(async (d) => {
-      const { signal } = new AbortController();
-      for (const [name, call] of everyOp(unit, rw)) {
-        await call(d, { signal }).catch((err: unknown) => expect.fail(`${name} with a live signal: ${String(err)}`));
-      }
-      if (rw) expectZeros(await d.read(0, unit), 'after writeZeroes with a live signal');
+      expectBytes(await readFilled(d, 8 * unit, 8 * unit), data, 'after flush');
+      expectZeros(await readFilled(d, 2 * unit, unit), 'after a FUA writeZeroes', 2 * unit);
+      expectBytes(await readFilled(d, 0, 2 * unit), data.subarray(0, 2 * unit), 'untouched by FUA zeroing');
     });
   }, timeout);
 }

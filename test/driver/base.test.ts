@@ -2,6 +2,7 @@
  * The base class's own promises, seen from the implementation's side: how requests are split,
  * aligned, emulated and cancelled before they reach `_op` methods.
  */
+import fc from 'fast-check';
 import { constants as bufferConstants } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { BlockDriver } from '../../src/driver.js';
@@ -42,7 +43,7 @@ describe('BlockDriver splitting and alignment', () => {
     await d.write(SECTOR, data);
     expectTiled(d.calls, 'write', SECTOR, TOY_MAX_BLOCK);
     d.calls.length = 0;
-    expect(await d.read(SECTOR, TOY_MAX_BLOCK)).toEqual(Buffer.from(data));
+    expect(await d.read(SECTOR, TOY_MAX_BLOCK)).toEqual(data);
     expectTiled(d.calls, 'read', SECTOR, TOY_MAX_BLOCK);
     await d.close();
   });
@@ -202,6 +203,34 @@ describe('BlockDriver cancellation and limits of memory', () => {
     const d = new Huge();
     expect(await codeOf(d.read(0, bufferConstants.MAX_LENGTH + 1))).toBe('ENOMEM');
     expect(d.inFlight).toBe(0);
+    await d.close();
+  });
+});
+
+describe('BlockDriver read buffers', () => {
+  it('a read returns a plain Uint8Array that owns exactly its memory, so it can be transferred', async () => {
+    const d = new MemoryDriver({ size: 1 << 17 });
+    await d.write(0, new Uint8Array(1 << 17).map((_, i) => (i % 253) + 1));
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.integer({ min: 1, max: 4096 }), fc.integer({ min: 1, max: 1 << 17 })), async (length) => {
+        const a = await d.read(0, length);
+        const b = await d.read(0, length);
+        // Small reads used to be slices of Node's shared 8 KiB pool, exposing other data.
+        expect(Buffer.isBuffer(a)).toBe(false);
+        expect(a.byteOffset).toBe(0);
+        expect(a.buffer.byteLength).toBe(length);
+        expect(a.buffer).not.toBe(b.buffer);
+        // slice() copies, as for any Uint8Array (Buffer's slice would be a view).
+        const copy = a.slice();
+        copy[0] ^= 0xff;
+        expect(a[0]).toBe(1);
+        const owned = a.buffer as ArrayBuffer;
+        const moved = structuredClone(owned, { transfer: [owned] });
+        expect(a.buffer.byteLength).toBe(0);
+        expect(new Uint8Array(moved)).toEqual(b);
+      }),
+      { numRuns: 200 },
+    );
     await d.close();
   });
 });

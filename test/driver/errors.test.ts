@@ -170,6 +170,29 @@ describe('toBlockError', () => {
     );
     const same = new BlockError('EPERM', 'x');
     expect(toBlockError(same, { op: 'write' })).toBe(same);
+    // Never throws itself, even for a value that cannot be turned into a string.
+    const hostile = { toString: {} };
+    expect(toBlockError(hostile)).toMatchObject({ code: 'EIO', cause: hostile });
+  });
+
+  it('maps V8 failing to allocate a buffer to ENOMEM; an impossible length stays EIO', () => {
+    // The first is what `new Uint8Array(n)` throws when memory runs out (see enomem.test.ts for
+    // the real thing, in a process under ulimit); the second is a bad length, a programming error.
+    fc.assert(
+      fc.property(fc.constantFrom('Array buffer allocation failed', 'ArrayBuffer allocation failed'), fc.string(), (message, extra) => {
+        const err = toBlockError(new RangeError(message), { op: 'write', extra });
+        expect(err.code).toBe('ENOMEM');
+        expect(err.details).toMatchObject({ op: 'write', extra });
+      }),
+    );
+    let invalid: unknown;
+    try {
+      new Uint8Array(-1);
+    } catch (e) {
+      invalid = e;
+    }
+    expect(invalid).toBeInstanceOf(RangeError);
+    expect(toBlockError(invalid).code).toBe('EIO');
   });
 });
 

@@ -2,27 +2,29 @@
  * close() and its drain, and describeGraph, on drivers whose requests we hold open at will.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BlockDriver, describeGraph, type DriverDescription } from '../../src/driver.js';
 import { MemoryDriver } from '../../src/drivers/memory.js';
-import { isBlockError } from '../../src/errors.js';
+import { BlockError, isBlockError } from '../../src/errors.js';
 import { FilterDriver } from '../../src/filter.js';
 import type { IoOptions } from '../../src/types.js';
 
 /** A memory disk whose reads wait until the test releases them. */
 class GatedDriver extends MemoryDriver {
-  readonly #waiting: Array<() => void> = [];
+  readonly #waiting: Array<(fail: boolean) => void> = [];
   closes = 0;
   closeError: unknown;
 
   get waiting(): number {
     return this.#waiting.length;
   }
-  releaseAll(): void {
-    for (const release of this.#waiting.splice(0)) release();
+  /** Lets every held read go on; `fail[i]` makes the i-th held read fail with EIO instead. */
+  releaseAll(fail: readonly boolean[] = []): void {
+    this.#waiting.splice(0).forEach((release, i) => release(fail[i] === true));
   }
   protected override async _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    const fail = await new Promise<boolean>((resolve) => this.#waiting.push(resolve));
+    if (fail) throw new BlockError('EIO', 'gated read failed on purpose');
     return super._read(offset, target, options);
   }
   protected override async _close(): Promise<void> {
@@ -72,26 +74,59 @@ describe('close and drain', () => {
     expect(d.closes).toBe(1);
   });
 
-  it('settles every accepted request, and the callers\' reactions to it, before close() resolves', async () => {
+  it('settles every accepted request, and runs the reactions attached to it, before close() resolves', async () => {
+    // How a caller waits: a handler on the promise, or an await; attached before or after close().
+    const style = fc.constantFrom('then', 'await', 'finally');
+    const request = fc.record({ fails: fc.boolean(), style, lateAttach: fc.boolean() });
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 6 }), async (held, waitTicks, hops) => {
+      fc.asyncProperty(fc.array(request, { maxLength: 8 }), fc.integer({ min: 0, max: 3 }), async (requests, waitTicks) => {
         const d = new GatedDriver({ size: 4096 });
-        const order: string[] = [];
-        // A caller reacting to its read through a few promise hops still sees it before close.
-        const react = async (i: number): Promise<void> => {
-          for (let h = 0; h < hops; h++) await Promise.resolve();
-          order.push(`read ${i}`);
+        const seen: string[] = [];
+        const started = requests.map((r, i) => ({ ...r, i, p: d.read(i, 1) }));
+        const attach = (r: (typeof started)[number]): Promise<unknown> => {
+          const mark = (): void => void seen.push(`request ${r.i}`);
+          if (r.style === 'then') return r.p.then(mark, mark);
+          if (r.style === 'finally') return r.p.finally(mark).catch(() => undefined);
+          return (async () => {
+            try {
+              await r.p;
+            } catch {
+              // a rejected read is fine here: the point is when the caller gets to run
+            }
+            mark();
+          })();
         };
-        const reads = Array.from({ length: held }, (_, i) => d.read(i, 1).then(() => react(i)));
-        const closing = d.close().then(() => order.push('close'));
+        const early = started.filter((r) => !r.lateAttach).map(attach);
+        const closing = d.close().then(() => seen.push('close'));
+        const late = started.filter((r) => r.lateAttach).map(attach);
         for (let i = 0; i < waitTicks; i++) await tick();
-        d.releaseAll();
-        await Promise.all([...reads, closing]);
-        expect(order).toHaveLength(held + 1);
-        expect(order[order.length - 1]).toBe('close');
+        if (requests.length > 0) expect(seen, 'nothing settles while the requests are held').toEqual([]);
+        d.releaseAll(requests.map((r) => r.fails));
+        await Promise.all([...early, ...late, closing]);
+        expect(seen).toHaveLength(requests.length + 1);
+        expect(seen[seen.length - 1], `order: ${seen.join(', ')}`).toBe('close');
       }),
-      { numRuns: 50 },
+      { numRuns: 100 },
     );
+  });
+
+  it('close() needs no timer: it resolves under fake timers with requests in flight', async () => {
+    vi.useFakeTimers(); // every timer faked, setImmediate included
+    try {
+      const d = new GatedDriver({ size: 4096 });
+      const reads = [d.read(0, 4), d.read(8, 4)];
+      let closed = false;
+      const closing = d.close().then(() => (closed = true));
+      await Promise.resolve();
+      d.releaseAll();
+      // A bounded number of microtask turns, and no timer is ever advanced.
+      for (let i = 0; i < 20 && !closed; i++) await Promise.resolve();
+      expect(closed).toBe(true);
+      await Promise.all([...reads, closing]);
+      expect(d.state).toBe('closed');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('rejects close (and asyncDispose) with a BlockError when releasing fails, and still ends closed', async () => {

@@ -1,5 +1,6 @@
 /**
- * FileDriver: opening and creating images, persistence, durability calls, and error mapping.
+ * FileDriver: opening and creating images, persistence, I/O, and error mapping. Durability
+ * (fdatasync) is in file-durability.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { FileDriver } from '../../src/drivers/file.js';
 import { fileError } from '../../src/drivers/file-errors.js';
 import { BlockError } from '../../src/errors.js';
+import { spyOnDriver } from './handle-spy.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'blockgraph-file-'));
 let n = 0;
@@ -19,20 +21,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => vi.restoreAllMocks());
 
 const openFds = (): number => readdirSync('/proc/self/fd').length;
-
-/** Spies on the real FileHandle methods (calls go through) to see what the driver issues. */
-async function spyHandle(): Promise<{
-  write: ReturnType<typeof vi.spyOn>;
-  datasync: ReturnType<typeof vi.spyOn>;
-  sync: ReturnType<typeof vi.spyOn>;
-  realWrite: (...args: unknown[]) => Promise<unknown>;
-}> {
-  const probe = await fsp.open(fresh(), 'w');
-  const proto = Object.getPrototypeOf(probe) as fsp.FileHandle;
-  await probe.close();
-  const realWrite = proto.write as (...args: unknown[]) => Promise<unknown>;
-  return { write: vi.spyOn(proto, 'write'), datasync: vi.spyOn(proto, 'datasync'), sync: vi.spyOn(proto, 'sync'), realWrite };
-}
 
 describe('FileDriver.open', () => {
   it('creates a sparse file of the requested size that reads as zeros', async () => {
@@ -200,7 +188,7 @@ describe('FileDriver I/O', () => {
     const size = 40 * 1024 * 1024 + 3;
     const d = await FileDriver.open(fresh(), { create: true, size });
     expect(size).toBeGreaterThan(d.limits.maxTransfer);
-    const spy = await spyHandle();
+    const spy = await spyOnDriver(d);
     const data = new Uint8Array(size - 1);
     for (let i = 0; i < data.length; i += 4093) data[i] = (i >>> 12) & 0xff || 1;
     await d.write(1, data);
@@ -215,25 +203,21 @@ describe('FileDriver I/O', () => {
   });
 
   it('short reads and writes are continued until the whole range is done', async () => {
-    const probe = await fsp.open(fresh(), 'w');
-    const proto = Object.getPrototypeOf(probe) as fsp.FileHandle;
-    await probe.close();
-    const realRead = proto.read as (...a: unknown[]) => Promise<unknown>;
-    const realWrite = proto.write as (...a: unknown[]) => Promise<unknown>;
     await fc.assert(
       fc.asyncProperty(fc.integer({ min: 1, max: 7 }), fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.nat({ max: 200 }), async (most, data, at) => {
         const d = await FileDriver.open(fresh(), { create: true, size: 600 });
+        const spy = await spyOnDriver(d);
         // The kernel may transfer less than asked; make every call do at most `most` bytes.
-        const reads = vi.spyOn(proto, 'read').mockImplementation(function (this: fsp.FileHandle, buf: unknown, off: unknown, len: unknown, pos: unknown) {
-          return realRead.call(this, buf, off, Math.min(len as number, most), pos);
+        spy.read.mockImplementation(function (this: fsp.FileHandle, buf: unknown, off: unknown, len: unknown, pos: unknown) {
+          return spy.realRead.call(this, buf, off, Math.min(len as number, most), pos);
         } as never);
-        const writes = vi.spyOn(proto, 'write').mockImplementation(function (this: fsp.FileHandle, buf: unknown, off: unknown, len: unknown, pos: unknown) {
-          return realWrite.call(this, buf, off, Math.min(len as number, most), pos);
+        spy.write.mockImplementation(function (this: fsp.FileHandle, buf: unknown, off: unknown, len: unknown, pos: unknown) {
+          return spy.realWrite.call(this, buf, off, Math.min(len as number, most), pos);
         } as never);
         await d.write(at, data);
         const back = await d.read(at, data.length);
-        expect(writes).toHaveBeenCalledTimes(Math.ceil(data.length / most));
-        expect(reads).toHaveBeenCalledTimes(Math.ceil(data.length / most));
+        expect(spy.write).toHaveBeenCalledTimes(Math.ceil(data.length / most));
+        expect(spy.read).toHaveBeenCalledTimes(Math.ceil(data.length / most));
         vi.restoreAllMocks();
         expect(Buffer.from(back).equals(Buffer.from(data))).toBe(true);
         expect(Buffer.from(await fsp.readFile(d.path)).subarray(at, at + data.length).equals(Buffer.from(data))).toBe(true);
@@ -245,7 +229,7 @@ describe('FileDriver I/O', () => {
 
   it('a write the file system accepts no byte of fails with EIO instead of spinning', async () => {
     const d = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const spy = await spyHandle();
+    const spy = await spyOnDriver(d);
     spy.write.mockImplementationOnce((() => Promise.resolve({ bytesWritten: 0, buffer: new Uint8Array(0) })) as never);
     await expect(d.write(0, new Uint8Array(10))).rejects.toMatchObject({ code: 'EIO', details: { op: 'write', offset: 0, length: 10 } });
     await d.close();
@@ -301,118 +285,6 @@ describe('FileDriver read-only', () => {
     expect((await d.read(0, 4096)).every((b) => b === 0x5a)).toBe(true);
     await d.close();
     expect(await fsp.readFile(path)).toEqual(Buffer.alloc(4096, 0x5a));
-  });
-});
-
-describe('FileDriver durability calls', () => {
-  it('a FUA write syncs after the data is written, before it resolves; a plain write does not sync', async () => {
-    const d = await FileDriver.open(fresh(), { create: true, size: 8192 });
-    const spy = await spyHandle();
-    await d.write(0, new Uint8Array(4096).fill(1));
-    expect(spy.write).toHaveBeenCalledTimes(1);
-    expect(spy.datasync).not.toHaveBeenCalled();
-    await d.write(4096, new Uint8Array(4096).fill(2), { fua: true });
-    expect(spy.write).toHaveBeenCalledTimes(2);
-    expect(spy.datasync).toHaveBeenCalledTimes(1);
-    expect(spy.datasync.mock.invocationCallOrder[0]).toBeGreaterThan(spy.write.mock.invocationCallOrder[1]);
-    await d.close();
-  });
-
-  it('create makes the new file and its directory entry durable; opening an existing file syncs nothing', async () => {
-    const spy = await spyHandle();
-    const dirSync = spy.sync; // the directory is synced through a FileHandle too
-    const a = await FileDriver.open(fresh(), { create: true, size: 100 });
-    expect(spy.datasync).toHaveBeenCalledTimes(1);
-    expect(dirSync).toHaveBeenCalledTimes(1);
-    await a.close();
-    const b = await FileDriver.open(a.path, { create: true, size: 100 });
-    const c = await FileDriver.open(a.path);
-    await b.close();
-    await c.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(1);
-    expect(dirSync).toHaveBeenCalledTimes(1);
-  });
-
-  it('flush syncs; close syncs only when something was written since the last flush', async () => {
-    const a = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const b = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const spy = await spyHandle();
-    await a.write(0, new Uint8Array(10).fill(1));
-    await a.flush();
-    expect(spy.datasync).toHaveBeenCalledTimes(1);
-    await a.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(1);
-
-    await b.write(0, new Uint8Array(10).fill(1));
-    await b.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(2);
-
-    const c = await FileDriver.open(b.path, { readOnly: true });
-    await c.read(0, 10);
-    await c.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(2);
-  });
-
-  it('a write still running when a flush starts is synced by close, a FUA write is not synced again', async () => {
-    const d = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const e = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const spy = await spyHandle();
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    // The first pwrite is held until the flush has finished, then really performed.
-    spy.write.mockImplementationOnce(async function (this: fsp.FileHandle, ...args: unknown[]) {
-      await gate;
-      return spy.realWrite.apply(this, args);
-    } as never);
-    const w = d.write(0, new Uint8Array(10).fill(1));
-    await d.flush();
-    expect(spy.datasync).toHaveBeenCalledTimes(1);
-    release();
-    await w;
-    await d.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(2);
-
-    await e.write(0, new Uint8Array(10).fill(1), { fua: true });
-    expect(spy.datasync).toHaveBeenCalledTimes(3);
-    await e.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(3);
-  });
-
-  it('a failing flush is EIO-mapped, and the data stays dirty so close retries the sync', async () => {
-    const d = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const spy = await spyHandle();
-    await d.write(0, new Uint8Array(10).fill(1));
-    spy.datasync.mockImplementationOnce(() => Promise.reject(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
-    await expect(d.flush()).rejects.toMatchObject({ code: 'EIO', details: { op: 'flush' } });
-    await d.close();
-    expect(spy.datasync).toHaveBeenCalledTimes(2);
-  });
-
-  it('a failing sync at close still releases the descriptor and rejects with the error', async () => {
-    const before = openFds();
-    const d = await FileDriver.open(fresh(), { create: true, size: 100 });
-    const spy = await spyHandle();
-    await d.write(0, new Uint8Array(10).fill(1));
-    spy.datasync.mockImplementationOnce(() => Promise.reject(Object.assign(new Error('ENOSPC: no space left'), { code: 'ENOSPC' })));
-    await expect(d.close()).rejects.toMatchObject({ code: 'ENOSPC', details: { op: 'close' } });
-    expect(d.state).toBe('closed');
-    expect(openFds()).toBe(before);
-  });
-
-  it('close drains in-flight requests, releases the descriptor, and later requests fail ESHUTDOWN', async () => {
-    const before = openFds();
-    const d = await FileDriver.open(fresh(), { create: true, size: 1 << 20 });
-    expect(openFds()).toBe(before + 1);
-    const writes = Array.from({ length: 16 }, (_, i) => d.write(i * 65536, new Uint8Array(65536).fill(i)));
-    const closing = d.close();
-    await expect(d.read(0, 1)).rejects.toMatchObject({ code: 'ESHUTDOWN' });
-    await Promise.all(writes);
-    await closing;
-    expect(d.state).toBe('closed');
-    expect(openFds()).toBe(before);
-    const check = await FileDriver.open(d.path, { readOnly: true });
-    expect((await check.read(15 * 65536, 65536)).every((b) => b === 15)).toBe(true);
-    await check.close();
   });
 });
 

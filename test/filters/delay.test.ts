@@ -39,10 +39,19 @@ function start(d: Delay, op: BlockOp, options: { signal?: AbortSignal } = {}): P
 /** A child that counts what reaches it and accepts cache() too. */
 const counted = (): Stats => new Stats(new Reshape(new MemoryDriver({ size: 4096 }), { caps: { canCache: true } }));
 
-const FAKED: ('setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval' | 'Date' | 'performance')[] = ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'];
+// Every timer is faked, setImmediate included: close() drains without one (see docs/conformance.md).
+const FAKED: Array<'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval' | 'setImmediate' | 'clearImmediate' | 'Date' | 'performance'> = [
+  'setTimeout',
+  'clearTimeout',
+  'setInterval',
+  'clearInterval',
+  'setImmediate',
+  'clearImmediate',
+  'Date',
+  'performance',
+];
 
 describe('Delay', () => {
-  // setImmediate stays real: the base class's close() waits one macrotask with it.
   beforeEach(() => vi.useFakeTimers({ toFake: FAKED }));
   afterEach(() => vi.useRealTimers());
 
