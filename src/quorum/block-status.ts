@@ -1,8 +1,43 @@
 /**
- * Combines the children's block-status answers: a byte reads as zero only if it does on every
- * child (a single replica holding data makes it data), and it is allocated if any child allocates it.
+ * A quorum's block status: a byte reads as zero only if it does on every child (a single replica
+ * holding data makes it data), and it is allocated if any child allocates it.
  */
-import type { BlockExtent } from '../types.js';
+import { mostCommonCode, type BlockError } from '../errors.js';
+import type { BlockExtent, IoOptions } from '../types.js';
+import type { QuorumChild } from './child.js';
+import { issueBlockStatus, settleAll } from './fan-out.js';
+import { readAborted, tooFewSucceeded } from './failures.js';
+import type { QuorumReporter } from './reporter.js';
+
+/**
+ * Asks every child and merges the answers. A child whose answer fails is reported (`report-bad`,
+ * type `read`, with its error) and the whole range is answered as allocated data, as QEMU does:
+ * without that child's word nothing can be called zero. Only when no child answers does the
+ * request fail, with the voted code (and, like a flush, no `failure` event). A caller's abort is
+ * ECANCELED and reports nobody.
+ */
+export async function blockStatusOf(
+  quorum: string,
+  kids: readonly QuorumChild[],
+  reporter: QuorumReporter,
+  offset: number,
+  length: number,
+  options: IoOptions,
+): Promise<BlockExtent[]> {
+  const answers = new Array<BlockExtent[]>(kids.length);
+  const pending = kids.map((c, i) => issueBlockStatus(c, offset, length, options, answers, i));
+  const errors = await settleAll(kids, pending);
+  if (errors === undefined) return mergeBlockStatus(answers, offset);
+  if (options.signal?.aborted === true) throw readAborted(quorum, offset, length, options.signal);
+  errors.forEach((e, i) => {
+    if (e !== undefined) reporter.reportBad(kids[i], 'read', offset, length, e);
+  });
+  if (errors.every((e) => e !== undefined)) {
+    const code = mostCommonCode(errors.map((e) => (e as BlockError).code));
+    throw tooFewSucceeded({ quorum, op: 'blockStatus', offset, length, children: kids, errors }, code, 1);
+  }
+  return [{ offset, length, zero: false, allocated: true }];
+}
 
 /**
  * Merges per-child extent lists that each start at `offset` and are contiguous. The result covers

@@ -9,7 +9,10 @@ import type { BlockCapabilities, BlockLimits } from '../types.js';
 /**
  * - canWrite, canMultiConn, canBlockStatus, canFastZero: every child must have it (a write refused
  *   by one replica, or an answer only some replicas can give, would break the vote).
- * - canFlush, canDiscard, canCache: any child (the others succeed without effect on their own).
+ * - canDiscard: the quorum can write and every child zeroes natively (`canZero`). A quorum sends
+ *   discards to its children as write-zeroes with `mayUnmap`, so every replica reads back zeros;
+ *   a plain advisory discard could leave old bytes on one replica and zeros on another.
+ * - canFlush, canCache: any child (the others succeed without effect on their own).
  * - canFua, canZero: whenever the quorum can write. The quorum forwards FUA and write-zeroes to each
  *   child's public method, which honours them natively or emulates them itself (a flush, zero buffers).
  */
@@ -22,7 +25,7 @@ export function quorumCapabilities(children: readonly BlockDriver[]): BlockCapab
     canWrite,
     canFlush: any('canFlush'),
     canFua: canWrite,
-    canDiscard: canWrite && any('canDiscard'),
+    canDiscard: canWrite && all('canZero'),
     canZero: canWrite,
     canFastZero: canWrite && caps.every((c) => c.canZero && c.canFastZero),
     canBlockStatus: all('canBlockStatus'),
@@ -43,4 +46,20 @@ export function quorumLimits(children: readonly BlockDriver[]): BlockLimits {
     maxBlockSize: Math.min(...limits.map((l) => l.maxBlockSize)),
     maxTransfer: Math.min(...limits.map((l) => l.maxTransfer)),
   });
+}
+
+/** Limits callers must obey; `preferredBlockSize` is a hint and may change freely. */
+const BINDING_LIMITS = ['minBlockSize', 'maxBlockSize', 'maxTransfer'] as const;
+
+/**
+ * What would change in a quorum's manifest if its children became `after`, as readable
+ * `field before → after` strings (empty when nothing binding changes).
+ */
+export function manifestChanges(before: readonly BlockDriver[], after: readonly BlockDriver[]): string[] {
+  const out: string[] = [];
+  const [c0, c1] = [quorumCapabilities(before), quorumCapabilities(after)];
+  for (const k of Object.keys(c0) as (keyof BlockCapabilities)[]) if (c0[k] !== c1[k]) out.push(`${k} ${c0[k]} → ${c1[k]}`);
+  const [l0, l1] = [quorumLimits(before), quorumLimits(after)];
+  for (const k of BINDING_LIMITS) if (l0[k] !== l1[k]) out.push(`${k} ${l0[k]} → ${l1[k]}`);
+  return out;
 }

@@ -6,9 +6,9 @@ import type { BlockDriver } from '../driver.js';
 
 /** One child of a quorum: its stable name, its driver, and the requests the quorum has in flight on it. */
 export class QuorumChild {
-  /** Requests this quorum issued to the child that have not settled (reads, writes, rewrites…). */
+  /** Requests this quorum issued to the child that the quorum has not yet seen settle. */
   #pending = 0;
-  #idle: (() => void)[] = [];
+  #idle: (() => void)[] | undefined;
 
   constructor(
     /** Stable name, `children.<n>`; never reused while the quorum lives. */
@@ -20,29 +20,26 @@ export class QuorumChild {
     return this.#pending;
   }
 
-  /** Runs `op` on the child, counting it as pending until it settles. */
-  run<T>(op: (driver: BlockDriver) => Promise<T>): Promise<T> {
+  /**
+   * Counts a request as pending. The quorum calls {@link QuorumChild.end} once it has observed
+   * the request settle (a plain counter rather than a wrapper promise: no allocation per request).
+   */
+  begin(): void {
     this.#pending++;
-    let p: Promise<T>;
-    try {
-      p = op(this.driver);
-    } catch (err) {
-      this.#settled();
-      return Promise.reject(err);
-    }
-    // Registered before the caller awaits `p`, so the count is down by the time the caller resumes.
-    p.then(this.#settled, this.#settled);
-    return p;
   }
 
-  readonly #settled = (): void => {
-    if (--this.#pending === 0 && this.#idle.length > 0) for (const wake of this.#idle.splice(0)) wake();
-  };
+  end(): void {
+    if (--this.#pending === 0 && this.#idle !== undefined) {
+      const waiting = this.#idle;
+      this.#idle = undefined;
+      for (const wake of waiting) wake();
+    }
+  }
 
   /** Resolves once nothing the quorum issued to this child is in flight. */
   idle(): Promise<void> {
     if (this.#pending === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
+    return new Promise((resolve) => (this.#idle ??= []).push(resolve));
   }
 }
 

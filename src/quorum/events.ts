@@ -1,6 +1,6 @@
 /**
- * Quorum events: their payloads, the diagnostics channels they are also published on, and the
- * optional per-child rate limit.
+ * Quorum events: their payloads and the diagnostics channels they are also published on. The
+ * optional rate limit is in report-limiter.ts.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { BlockDriver, BlockDriverEvents } from '../driver.js';
@@ -21,7 +21,10 @@ export interface QuorumReportBad {
   readonly length: number;
   /** The child's error; absent when the child answered data that lost the vote. */
   readonly error?: BlockError;
-  /** Reports about this child dropped by the rate limit since the last one emitted (0 without a limit). */
+  /**
+   * Reports about this child dropped by the rate limit in favour of this one since the last one
+   * emitted (always 0 without a limit).
+   */
   readonly suppressed: number;
 }
 
@@ -33,7 +36,7 @@ export interface QuorumFailure {
   readonly type: 'read' | 'write';
   readonly offset: number;
   readonly length: number;
-  /** Failure events dropped by the rate limit since the last one emitted. */
+  /** Failure events dropped by the rate limit in favour of this one since the last one emitted. */
   readonly suppressed: number;
 }
 
@@ -55,34 +58,3 @@ export const QUORUM_CHANNELS = Object.freeze({
 /** The channels, created once per process (diagnostics_channel returns the same object per name). */
 export const reportBadChannel = diagnosticsChannel.channel(QUORUM_CHANNELS.reportBad);
 export const failureChannel = diagnosticsChannel.channel(QUORUM_CHANNELS.failure);
-
-/**
- * Lets at most one event per key through per interval, counting the ones it drops so the next
- * event can say how many were suppressed. An interval of 0 lets everything through.
- */
-export class ReportLimiter {
-  readonly #intervalMs: number;
-  readonly #last = new Map<string, { at: number; dropped: number }>();
-
-  constructor(intervalMs: number) {
-    this.#intervalMs = intervalMs;
-  }
-
-  /** Returns the number suppressed before this event when it may go out, or undefined to drop it. */
-  admit(key: string): number | undefined {
-    if (this.#intervalMs <= 0) return 0;
-    const now = Date.now();
-    const entry = this.#last.get(key);
-    if (entry !== undefined && now - entry.at < this.#intervalMs) {
-      entry.dropped++;
-      return undefined;
-    }
-    this.#last.set(key, { at: now, dropped: 0 });
-    return entry?.dropped ?? 0;
-  }
-
-  /** Forgets a key (a removed child), so a later child of the same name starts fresh. */
-  forget(key: string): void {
-    this.#last.delete(key);
-  }
-}

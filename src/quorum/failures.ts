@@ -71,3 +71,14 @@ export function everyChildFailed(ctx: FailureContext, last: number): BlockError 
     { cause: err, details: details(ctx) },
   );
 }
+
+/**
+ * The caller's signal fired while children were reading: whatever the children answered (a child
+ * honouring the signal fails with ECANCELED), the read is the caller's to cancel, and nobody is blamed.
+ */
+export function readAborted(quorum: string, offset: number, length: number, signal: AbortSignal): BlockError {
+  return new BlockError('ECANCELED', `${quorum}: read aborted`, {
+    cause: signal.reason,
+    details: { op: 'read', offset, length, driver: quorum },
+  });
+}

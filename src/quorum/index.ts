@@ -2,7 +2,7 @@
  * Quorum: N-way replication with voting reads, after QEMU's quorum driver (see docs/quorum.md).
  */
 export { Quorum } from './quorum.js';
-export type { QuorumOptions } from './options.js';
+export type { AddChildOptions, QuorumOptions } from './options.js';
 export type { QuorumMember } from './child.js';
 export {
   QUORUM_CHANNELS,

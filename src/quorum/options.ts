@@ -27,11 +27,35 @@ export interface QuorumOptions extends BlockDriverOptions {
   /** Close the children when the quorum closes (default true). */
   readonly closeChildren?: boolean;
   /**
-   * Emit at most one `report-bad` per child, and one `failure`, per this many milliseconds; the
-   * next event that passes carries the number suppressed meanwhile. 0 (default) disables the limit.
-   * QEMU uses one second.
+   * Rate limit, per child for `report-bad` and per quorum for `failure`: the first event goes out
+   * at once and opens an interval of this many milliseconds; later ones are held, each replacing
+   * the last, and the latest is delivered when the interval ends, with `suppressed` counting the
+   * ones dropped in its favour (QEMU's event throttling). 0 (default) disables the limit; QEMU
+   * uses one second.
    */
   readonly reportIntervalMs?: number;
+}
+
+/** Options of {@link Quorum.addChild}. */
+export interface AddChildOptions {
+  /**
+   * Accept a child that changes the quorum's capabilities or binding limits (`minBlockSize`,
+   * `maxBlockSize`, `maxTransfer`), e.g. a read-only child that turns `canWrite` off, or one with a
+   * larger block size. Off by default: callers that already read the manifest (an NBD server that
+   * negotiated it, say) would otherwise see it change under them.
+   */
+  readonly allowManifestChange?: boolean;
+  /**
+   * Brings the new child in line with the others at the one moment that is well defined: called
+   * once the writes in flight have finished and while new writes are held, right before the child
+   * is inserted. Reads (including voting reads through the quorum) still work meanwhile; a write
+   * through the quorum would wait for the child to join, so `sync` must not await one. A rejection
+   * abandons the addition (addChild rejects with it). Without `sync`, the new child must already
+   * hold that data.
+   */
+  readonly sync?: () => Promise<void> | void;
+  /** Gives up (ECANCELED) while waiting for in-flight writes to finish; the child is then not added. */
+  readonly signal?: AbortSignal;
 }
 
 /** The validated, defaulted options. */

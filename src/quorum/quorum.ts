@@ -1,11 +1,12 @@
 /**
  * Quorum: a block device replicated over N children, after QEMU's quorum driver. Writes go to every
  * child; reads either vote among all children or read one and fall back. The decision rules live in
- * the pure {@link quorumVote}; this class does the I/O, the events and the child bookkeeping.
+ * vote.ts (the pure {@link quorumVote} and its unvalidated internal entry points); this class does
+ * the I/O, the ordering of overlapping requests and the child bookkeeping.
  * The full semantics are tabulated in docs/quorum.md.
  */
 import { BlockDriver } from '../driver.js';
-import { BlockError, mostCommonCode, toBlockError } from '../errors.js';
+import { BlockError, toBlockError } from '../errors.js';
 import type {
   BlockCapabilities,
   BlockExtent,
@@ -15,26 +16,21 @@ import type {
   WriteOptions,
   WriteZeroesOptions,
 } from '../types.js';
-import { mergeBlockStatus } from './block-status.js';
-import { quorumCapabilities, quorumLimits } from './capabilities.js';
+import { blockStatusOf } from './block-status.js';
+import { manifestChanges, quorumCapabilities, quorumLimits } from './capabilities.js';
 import { QuorumChild, type QuorumMember } from './child.js';
-import {
-  failureChannel,
-  reportBadChannel,
-  ReportLimiter,
-  type QuorumEvents,
-  type QuorumFailure,
-  type QuorumReportBad,
-  type QuorumReportType,
-} from './events.js';
-import { blkverifyMismatch, everyChildFailed, noMajority, tooFewSucceeded, type FailureContext } from './failures.js';
-import { resolveQuorumOptions, type QuorumOptions, type ResolvedQuorumOptions } from './options.js';
-import { readOrder } from './read-order.js';
-import { RewriteGuard, type RewriteWatch } from './rewrite-guard.js';
+import type { QuorumEvents } from './events.js';
+import { childOptions, issue, issueCache, issueRead, settleAll, type FanOutOp } from './fan-out.js';
+import { blkverifyMismatch, everyChildFailed, noMajority, readAborted, tooFewSucceeded, type FailureContext } from './failures.js';
+import { resolveQuorumOptions, type AddChildOptions, type QuorumOptions, type ResolvedQuorumOptions } from './options.js';
+import { RangeLock } from './range-lock.js';
+import { firstChild, readOrder, type InOrderPattern } from './read-order.js';
+import { QuorumReporter } from './reporter.js';
 import { ScratchPool } from './scratch.js';
-import { quorumVote, type ChildOutcome, type ReadPattern, type VoteResult } from './vote.js';
+import { decideCompletion, decideRead, type ChildOutcome, type ReadPattern } from './vote.js';
 
-type Settled<T> = PromiseSettledResult<T>;
+/** Idle scratch buffers a quorum keeps for voting reads (dropped on close). */
+const SCRATCH_BYTES = 16 * 1024 * 1024;
 
 /** Typed `on`/`once`/`off`/`emit` for {@link QuorumEvents}. */
 export interface Quorum {
@@ -53,10 +49,11 @@ export interface Quorum {
 export class Quorum extends BlockDriver {
   readonly #options: ResolvedQuorumOptions;
   readonly #size: number;
-  readonly #limiter: ReportLimiter;
-  readonly #guard = new RewriteGuard();
-  readonly #scratch = new ScratchPool(8);
-  #members: QuorumChild[];
+  readonly #reporter: QuorumReporter;
+  readonly #lock = new RangeLock();
+  readonly #scratch = new ScratchPool(SCRATCH_BYTES);
+  #members: readonly QuorumChild[];
+  #drivers: readonly BlockDriver[];
   #nextName = 0;
   #turn = 0;
   #caps: BlockCapabilities | undefined;
@@ -67,8 +64,9 @@ export class Quorum extends BlockDriver {
     super({ name: options.name ?? 'quorum' });
     this.#options = resolved;
     this.#size = options.children[0].size;
-    this.#limiter = new ReportLimiter(resolved.reportIntervalMs);
+    this.#reporter = new QuorumReporter(this, resolved.reportIntervalMs);
     this.#members = options.children.map((d) => new QuorumChild(`children.${this.#nextName++}`, d));
+    this.#drivers = this.#members.map((m) => m.driver);
   }
 
   /** Size in bytes, the same as every child's. */
@@ -77,15 +75,15 @@ export class Quorum extends BlockDriver {
   }
   /** Combined from the children's; see docs/quorum.md ("Capabilities and limits"). */
   get capabilities(): BlockCapabilities {
-    return (this.#caps ??= quorumCapabilities(this.children));
+    return (this.#caps ??= quorumCapabilities(this.#drivers));
   }
   /** The strictest of the children's limits. */
   override get limits(): BlockLimits {
-    return (this.#limits ??= quorumLimits(this.children));
+    return (this.#limits ??= quorumLimits(this.#drivers));
   }
   /** The child drivers, in child order. */
   override get children(): readonly BlockDriver[] {
-    return this.#members.map((m) => m.driver);
+    return this.#drivers;
   }
   /** The children with their stable names and current pending counts (a snapshot). */
   get members(): readonly QuorumMember[] {
@@ -101,26 +99,43 @@ export class Quorum extends BlockDriver {
   }
 
   /**
-   * Adds a child at the end of the child order and returns its name. The caller promises the new
-   * child already holds the same data as the others (e.g. a finished mirror): the quorum does not
-   * copy anything, and a child that differs will be outvoted or, in fifo patterns, read as is.
-   * Refused in blkverify mode (ENOTSUP), for a driver of another size or already a child (EINVAL),
-   * and on a closing quorum (ESHUTDOWN).
+   * Adds a child at the end of the child order and resolves with its name. The caller promises the
+   * new child already holds the same data as the others (e.g. a finished mirror): the quorum does
+   * not copy anything, and a child that differs will be outvoted or, in fifo patterns, read as is.
+   *
+   * Writes are held while the child joins, as QEMU drains a node around a graph change: writes
+   * issued before the call finish first (on the old children only), then `options.sync` runs if
+   * given, then the child is inserted, then the held writes — every write issued after the call —
+   * go out to every child including the new one. So the new child must hold the others' data as
+   * it stands once the earlier writes have finished; no write is ever half-applied when it joins.
+   * Reads are not held.
+   *
+   * Refused (rejects) in blkverify mode (ENOTSUP); with EINVAL for a driver of another size, a closed
+   * driver, one already a child, or one that would change the quorum's capabilities or binding
+   * limits (unless `allowManifestChange`); with ESHUTDOWN on a closing quorum; with ECANCELED when
+   * `signal` fires while in-flight writes drain. A non-BlockDriver is a TypeError.
    */
-  addChild(driver: BlockDriver): string {
+  async addChild(driver: BlockDriver, options: AddChildOptions = {}): Promise<string> {
     if (!(driver instanceof BlockDriver)) throw new TypeError('addChild: driver must be a BlockDriver');
-    const refuse = (code: 'EINVAL' | 'ENOTSUP' | 'ESHUTDOWN', why: string): never => {
-      throw new BlockError(code, `${this.name}: cannot add child: ${why}`, { details: { op: 'addChild', driver: this.name } });
-    };
-    if (this.state !== 'open') refuse('ESHUTDOWN', `the quorum is ${this.state}`);
-    if (this.#options.blkverify) refuse('ENOTSUP', 'children cannot be added in blkverify mode');
-    if (driver.state !== 'open') refuse('EINVAL', `the driver is ${driver.state}`);
-    if (driver.size !== this.#size) refuse('EINVAL', `its size ${driver.size} differs from the quorum's ${this.#size}`);
-    if (this.#members.some((m) => m.driver === driver)) refuse('EINVAL', 'it is already a child');
-    const member = new QuorumChild(`children.${this.#nextName++}`, driver);
-    this.#members = [...this.#members, member];
-    this.#invalidate();
-    return member.name;
+    this.#checkNewChild(driver, options);
+    const claim = this.#lock.acquire(0, Math.max(this.#size, 1), true);
+    try {
+      await this.#lock.wait(claim, options.signal, { op: 'addChild', driver: this.name });
+      if (options.sync !== undefined) {
+        try {
+          await options.sync();
+        } catch (err) {
+          throw toBlockError(err, { op: 'addChild', driver: this.name });
+        }
+      }
+      // Anything may have changed while in-flight writes drained.
+      this.#checkNewChild(driver, options);
+      const member = new QuorumChild(`children.${this.#nextName++}`, driver);
+      this.#setMembers([...this.#members, member]);
+      return member.name;
+    } finally {
+      this.#lock.release(claim);
+    }
   }
 
   /**
@@ -138,11 +153,34 @@ export class Quorum extends BlockDriver {
     if (this.#members.length - 1 < this.#options.threshold) {
       refuse(`${this.#members.length - 1} children would remain, below the threshold ${this.#options.threshold}`);
     }
-    this.#members = this.#members.filter((x) => x !== m);
-    this.#invalidate();
-    this.#limiter.forget(m.name);
+    this.#setMembers(this.#members.filter((x) => x !== m));
+    this.#reporter.forget(m);
     await m.idle();
     return m.driver;
+  }
+
+  #checkNewChild(driver: BlockDriver, options: AddChildOptions): void {
+    const refuse = (code: 'EINVAL' | 'ENOTSUP' | 'ESHUTDOWN', why: string): never => {
+      throw new BlockError(code, `${this.name}: cannot add child ${driver.name}: ${why}`, { details: { op: 'addChild', driver: this.name } });
+    };
+    if (this.state !== 'open') refuse('ESHUTDOWN', `the quorum is ${this.state}`);
+    if (this.#options.blkverify) refuse('ENOTSUP', 'children cannot be added in blkverify mode');
+    if (driver.state !== 'open') refuse('EINVAL', `the driver is ${driver.state}`);
+    if (driver.size !== this.#size) refuse('EINVAL', `its size ${driver.size} differs from the quorum's ${this.#size}`);
+    if (this.#drivers.includes(driver)) refuse('EINVAL', 'it is already a child');
+    if (options.allowManifestChange !== true) {
+      const changes = manifestChanges(this.#drivers, [...this.#drivers, driver]);
+      if (changes.length > 0) {
+        refuse('EINVAL', `it would change the quorum's capabilities or limits (${changes.join(', ')}); pass { allowManifestChange: true } to accept that`);
+      }
+    }
+  }
+
+  #setMembers(members: readonly QuorumChild[]): void {
+    this.#members = members;
+    this.#drivers = members.map((m) => m.driver);
+    this.#caps = undefined;
+    this.#limits = undefined;
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -152,96 +190,118 @@ export class Quorum extends BlockDriver {
     return this.#readInOrder(offset, target, options);
   }
 
+  /**
+   * Voting read. It holds a shared claim on its range: it waits for overlapping writes in flight,
+   * and overlapping writes arriving meanwhile wait for it — including its write-back — so the
+   * children are never compared halfway through a write, and a repair never lands after a write.
+   */
   async #readVote(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
-    if (!this.#options.rewriteCorrupted) return this.#vote(offset, target, options, undefined);
-    const watch = this.#guard.watch(offset, target.length);
-    try {
-      return await this.#vote(offset, target, options, watch);
-    } finally {
-      this.#guard.unwatch(watch);
-    }
-  }
-
-  async #vote(offset: number, target: Uint8Array, options: IoOptions, watch: RewriteWatch | undefined): Promise<void> {
-    const kids = this.#members;
     const length = target.length;
-    // Child 0 reads straight into the caller's buffer: when copies agree, nothing is copied.
-    const scratch = kids.slice(1).map(() => this.#scratch.acquire(length));
-    const buffers = [target, ...scratch];
+    const claim = this.#lock.acquire(offset, offset + length, true);
     try {
-      await this.#voteOn(kids, buffers, offset, options, watch);
+      if (claim.blockers > 0) await this.#lock.wait(claim, options.signal, { op: 'read', offset, length, driver: this.name });
+      const kids = this.#members;
+      const n = kids.length;
+      // Child 0 reads straight into the caller's buffer: when copies agree, nothing is copied.
+      const buffers = new Array<Uint8Array>(n);
+      buffers[0] = target;
+      for (let i = 1; i < n; i++) buffers[i] = this.#scratch.acquire(length);
+      try {
+        const pending = new Array<Promise<void>>(n);
+        for (let i = 0; i < n; i++) pending[i] = issueRead(kids[i], offset, buffers[i], options);
+        const errors = await settleAll(kids, pending);
+        // Fast path: every copy byte-identical (memcmp, no hashing, nothing allocated).
+        if (errors === undefined && allEqual(buffers)) return;
+        await this.#voteSlow(kids, buffers, errors, offset, options);
+      } finally {
+        for (let i = 1; i < n; i++) this.#scratch.release(buffers[i]);
+      }
     } finally {
-      this.#scratch.release(scratch);
+      this.#lock.release(claim);
     }
   }
 
-  async #voteOn(
+  async #voteSlow(
     kids: readonly QuorumChild[],
     buffers: readonly Uint8Array[],
+    errors: readonly (BlockError | undefined)[] | undefined,
     offset: number,
     options: IoOptions,
-    watch: RewriteWatch | undefined,
   ): Promise<void> {
     const target = buffers[0];
     const length = target.length;
-    const settled = await Promise.allSettled(kids.map((c, i) => c.run((d) => d.readInto(offset, buffers[i], options))));
-    const errors = errorsOf(settled);
-    const outcomes: ChildOutcome[] = errors.map((e, i) => (e === undefined ? { ok: true, data: buffers[i] } : { ok: false, code: e.code }));
+    if (errors !== undefined && options.signal?.aborted === true) throw readAborted(this.name, offset, length, options.signal);
+    const outcomes = buffers.map((data, i): ChildOutcome => {
+      const e = errors?.[i];
+      return e === undefined ? { ok: true, data } : { ok: false, code: e.code };
+    });
     const { threshold, blkverify, rewriteCorrupted } = this.#options;
-    const vote = quorumVote({ outcomes, threshold, blkverify, rewriteCorrupted });
-    this.#publish(vote, kids, errors, 'read', offset, length);
-    const ctx: FailureContext = { quorum: this.name, op: 'read', offset, length, children: kids, errors };
+    const vote = decideRead(outcomes, threshold, rewriteCorrupted, blkverify);
+    this.#reporter.publish(vote, kids, errors, 'read', offset, length);
     if (!vote.ok) {
+      const ctx: FailureContext = { quorum: this.name, op: 'read', offset, length, children: kids, errors: errors ?? kids.map(() => undefined) };
       if (vote.mismatchOffset !== undefined) throw blkverifyMismatch(ctx, vote.mismatchOffset);
-      if (errors.filter((e) => e === undefined).length < threshold) throw tooFewSucceeded(ctx, vote.code ?? 'EIO', threshold);
+      if (outcomes.filter((o) => o.ok).length < threshold) throw tooFewSucceeded(ctx, vote.code ?? 'EIO', threshold);
       throw noMajority(ctx, threshold);
     }
-    if (vote.source !== 0) target.set(buffers[vote.source ?? 0]);
-    if (vote.rewrite.length > 0 && watch !== undefined) {
-      const losers = vote.rewrite.map((i) => kids[i]);
-      await this.#guard.rewrite(watch, () => this.#rewrite(losers, offset, target));
-    }
+    const source = vote.source ?? 0;
+    if (source !== 0) target.set(buffers[source]);
+    if (vote.rewrite.length > 0) await this.#rewrite(vote.rewrite.map((i) => kids[i]), offset, target);
   }
 
   /** Writes the winning data back over outvoted copies; failures are reported, never returned. */
   async #rewrite(losers: readonly QuorumChild[], offset: number, data: Uint8Array): Promise<void> {
-    const settled = await Promise.allSettled(losers.map((c) => c.run((d) => d.write(offset, data))));
-    settled.forEach((s, i) => {
-      if (s.status === 'rejected') this.#reportBad(losers[i], 'write', offset, data.length, toBlockError(s.reason));
+    const pending = losers.map((c) => issue(c, 'write', offset, data.length, data, {}));
+    const errors = await settleAll(losers, pending);
+    errors?.forEach((e, i) => {
+      if (e !== undefined) this.#reporter.reportBad(losers[i], 'write', offset, data.length, e);
     });
   }
 
-  /** fifo-style read: the first attempt runs without extra frames; failures go to the fallback loop. */
-  #readInOrder(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+  /** fifo-style read: one child; only a failure builds the rest of the try order. */
+  async #readInOrder(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     const kids = this.#members;
-    const order = readOrder(this.#options.readPattern as Exclude<ReadPattern, 'quorum'>, kids, this.#turn++);
-    return kids[order[0]]
-      .run((d) => d.readInto(offset, target, options))
-      .catch((err: unknown) => this.#fallBack(kids, order, err, offset, target, options));
+    const pattern = this.#options.readPattern as InOrderPattern;
+    const first = pattern === 'fifo' ? 0 : firstChild(pattern, kids, this.#turn++);
+    const child = kids[first];
+    child.begin();
+    try {
+      await child.driver.readInto(offset, target, options);
+    } catch (err) {
+      child.end();
+      return this.#fallBack(kids, pattern, first, err, offset, target, options);
+    }
+    child.end();
   }
 
   async #fallBack(
     kids: readonly QuorumChild[],
-    order: readonly number[],
+    pattern: InOrderPattern,
+    first: number,
     firstError: unknown,
     offset: number,
     target: Uint8Array,
     options: IoOptions,
   ): Promise<void> {
-    const errors: (BlockError | undefined)[] = kids.map(() => undefined);
+    const order = readOrder(pattern, kids, first);
+    const errors = new Array<BlockError | undefined>(kids.length).fill(undefined);
     let failure = firstError;
     for (let k = 0; ; ) {
+      // The caller gave up: neither blame this child nor try the next.
+      if (options.signal?.aborted === true) throw readAborted(this.name, offset, target.length, options.signal);
       const failed = order[k];
-      errors[failed] = toBlockError(failure);
-      this.#reportBad(kids[failed], 'read', offset, target.length, errors[failed]);
+      const error = toBlockError(failure);
+      errors[failed] = error;
+      this.#reporter.reportBad(kids[failed], 'read', offset, target.length, error);
       if (++k === order.length) break;
-      // An abort between attempts is the caller's doing, not the next child's fault.
-      if (options.signal?.aborted === true) {
-        throw new BlockError('ECANCELED', `${this.name}: read aborted during fallback`, { cause: options.signal.reason });
-      }
+      const next = kids[order[k]];
+      next.begin();
       try {
-        return await kids[order[k]].run((d) => d.readInto(offset, target, options));
+        await next.driver.readInto(offset, target, options);
+        next.end();
+        return;
       } catch (err) {
+        next.end();
         failure = err;
       }
     }
@@ -252,109 +312,75 @@ export class Quorum extends BlockDriver {
   // ---- writes and flush ----------------------------------------------------------------------
 
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
-    return this.#fanOut('write', offset, data.length, (d) => d.write(offset, data, options));
+    return this.#fanOut('write', offset, data.length, data, options);
   }
   protected override _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
-    return this.#fanOut('writeZeroes', offset, length, (d) => d.writeZeroes(offset, length, options));
+    return this.#fanOut('writeZeroes', offset, length, undefined, options);
   }
+  /** Sent to children as write-zeroes with `mayUnmap`, so every replica reads back zeros. */
   protected override _discard(offset: number, length: number, options: DiscardOptions): Promise<void> {
-    return this.#fanOut('discard', offset, length, (d) => d.discard(offset, length, options));
+    return this.#fanOut('discard', offset, length, undefined, options);
   }
   protected override _flush(options: IoOptions): Promise<void> {
-    return this.#fanOut('flush', 0, 0, (d) => d.flush(options));
+    return this.#fanOut('flush', 0, 0, undefined, options);
   }
 
-  /** Sends one request to every child in parallel and votes on the outcome. */
-  async #fanOut(op: string, offset: number, length: number, send: (d: BlockDriver) => Promise<void>): Promise<void> {
-    const claim = op === 'flush' ? undefined : this.#guard.beginWrite(offset, length);
-    let kids = this.#members;
-    let settled: Settled<void>[];
+  /**
+   * Sends one request to every child in parallel and votes on the outcome. A write, write-zeroes
+   * or discard first waits for every earlier overlapping write or voting read (so all children
+   * apply overlapping writes in the same order); an abort during that wait fails it with
+   * ECANCELED before anything is sent. Once sent, it is not cancelled.
+   */
+  async #fanOut(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
+    const claim = op === 'flush' ? undefined : this.#lock.acquire(offset, offset + length, false);
     try {
-      if (claim?.ready !== undefined) {
-        await claim.ready;
-        kids = this.#members;
-      }
-      settled = await Promise.allSettled(kids.map((c) => c.run(send)));
+      if (claim !== undefined && claim.blockers > 0) await this.#lock.wait(claim, options.signal, { op, offset, length, driver: this.name });
+      const kids = this.#members;
+      const n = kids.length;
+      const sent = childOptions(op, options);
+      const pending = new Array<Promise<void>>(n);
+      for (let i = 0; i < n; i++) pending[i] = issue(kids[i], op, offset, length, data, sent);
+      const errors = await settleAll(kids, pending);
+      if (errors !== undefined) this.#completionFailed(op, kids, errors, offset, length);
     } finally {
-      claim?.done();
+      if (claim !== undefined) this.#lock.release(claim);
     }
-    const errors = errorsOf(settled);
-    const outcomes: ChildOutcome[] = errors.map((e) => (e === undefined ? { ok: true } : { ok: false, code: e.code }));
-    const voteOp = op === 'flush' ? 'flush' : 'write';
-    const vote = quorumVote({ op: voteOp, outcomes, threshold: this.#options.threshold });
-    this.#publish(vote, kids, errors, voteOp, offset, length);
-    if (!vote.ok) {
-      const ctx: FailureContext = { quorum: this.name, op, offset, length, children: kids, errors };
-      throw tooFewSucceeded(ctx, vote.code ?? 'EIO', this.#options.threshold);
-    }
+  }
+
+  #completionFailed(op: FanOutOp, kids: readonly QuorumChild[], errors: readonly (BlockError | undefined)[], offset: number, length: number): void {
+    const type = op === 'flush' ? 'flush' : 'write';
+    const { threshold } = this.#options;
+    const vote = decideCompletion(errors.map((e) => e?.code), threshold, type === 'write');
+    this.#reporter.publish(vote, kids, errors, type, offset, length);
+    if (!vote.ok) throw tooFewSucceeded({ quorum: this.name, op, offset, length, children: kids, errors }, vote.code ?? 'EIO', threshold);
   }
 
   // ---- block status, cache, close -----------------------------------------------------------
 
-  /** Zero only where every child says zero; allocated where any child is. Failed children count as data. */
-  protected override async _blockStatus(offset: number, length: number, options: IoOptions): Promise<BlockExtent[]> {
-    const kids = this.#members;
-    const settled = await Promise.allSettled(kids.map((c) => c.run((d) => d.blockStatus(offset, length, options))));
-    const answers = settled.map((s) => (s.status === 'fulfilled' ? s.value : [{ offset, length, zero: false, allocated: true }]));
-    const errors = errorsOf(settled);
-    if (errors.every((e) => e !== undefined)) {
-      const code = mostCommonCode(errors.map((e) => (e as BlockError).code));
-      throw tooFewSucceeded({ quorum: this.name, op: 'blockStatus', offset, length, children: kids, errors }, code, 1);
-    }
-    return mergeBlockStatus(answers, offset);
+  /** See {@link blockStatusOf}: zero only where every child says zero; failing children are reported. */
+  protected override _blockStatus(offset: number, length: number, options: IoOptions): Promise<BlockExtent[]> {
+    return blockStatusOf(this.name, this.#members, this.#reporter, offset, length, options);
   }
 
   /** Advisory: forwarded to every child; a child's failure to prefetch is not an error. */
   protected override async _cache(offset: number, length: number, options: IoOptions): Promise<void> {
-    await Promise.allSettled(this.#members.map((c) => c.run((d) => d.cache(offset, length, options))));
+    const kids = this.#members;
+    await settleAll(kids, kids.map((c) => issueCache(c, offset, length, options)));
   }
 
   protected override async _close(): Promise<void> {
+    this.#reporter.close();
+    this.#scratch.clear();
     if (!this.#options.closeChildren) return;
     const settled = await Promise.allSettled(this.#members.map((m) => m.driver.close()));
     const failed = settled.find((s) => s.status === 'rejected');
     if (failed !== undefined) throw toBlockError(failed.reason, { op: 'close', driver: this.name });
   }
-
-  // ---- events -------------------------------------------------------------------------------
-
-  #publish(
-    vote: VoteResult,
-    kids: readonly QuorumChild[],
-    errors: readonly (BlockError | undefined)[],
-    type: QuorumReportType,
-    offset: number,
-    length: number,
-  ): void {
-    for (const r of vote.reports) this.#reportBad(kids[r.child], type, offset, length, errors[r.child]);
-    if (vote.failure) this.#failure(type === 'read' ? 'read' : 'write', offset, length);
-  }
-
-  #reportBad(child: QuorumChild, type: QuorumReportType, offset: number, length: number, error?: BlockError): void {
-    const suppressed = this.#limiter.admit(child.name);
-    if (suppressed === undefined) return;
-    const event: QuorumReportBad =
-      error === undefined
-        ? { child: child.name, driver: child.driver, type, offset, length, suppressed }
-        : { child: child.name, driver: child.driver, type, offset, length, error, suppressed };
-    this.emit('report-bad', event);
-    if (reportBadChannel.hasSubscribers) reportBadChannel.publish({ ...event, source: this });
-  }
-
-  #failure(type: 'read' | 'write', offset: number, length: number): void {
-    const suppressed = this.#limiter.admit('\0failure');
-    if (suppressed === undefined) return;
-    const event: QuorumFailure = { quorum: this.name, type, offset, length, suppressed };
-    this.emit('failure', event);
-    if (failureChannel.hasSubscribers) failureChannel.publish({ ...event, source: this });
-  }
-
-  #invalidate(): void {
-    this.#caps = undefined;
-    this.#limits = undefined;
-  }
 }
 
-function errorsOf(settled: readonly Settled<unknown>[]): (BlockError | undefined)[] {
-  return settled.map((s) => (s.status === 'rejected' ? toBlockError(s.reason) : undefined));
+/** Every copy byte-identical to the first (memcmp; a Uint8Array needs no Buffer view). */
+function allEqual(buffers: readonly Uint8Array[]): boolean {
+  const first = buffers[0];
+  for (let i = 1; i < buffers.length; i++) if (Buffer.compare(first, buffers[i]) !== 0) return false;
+  return true;
 }

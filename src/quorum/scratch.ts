@@ -5,33 +5,63 @@
  * caller's buffer, so a buffer can be reused as soon as its read has been voted on.
  */
 
-/** Buffers above this size are not kept (a rare huge read should not pin memory). */
-const MAX_KEPT_BYTES = 16 * 1024 * 1024;
+/** Buffers above this size are never kept (a rare huge read should not pin memory). */
+const MAX_BUFFER_BYTES = 4 * 1024 * 1024;
 
-/** A small free list of byte buffers. */
+/** A small free list of byte buffers, bounded in total bytes, emptied by {@link ScratchPool.clear}. */
 export class ScratchPool {
   readonly #free: Uint8Array[] = [];
-  readonly #limit: number;
+  readonly #maxBytes: number;
+  #keptBytes = 0;
 
-  /** Keeps at most `limit` idle buffers. */
-  constructor(limit: number) {
-    this.#limit = limit;
+  /** Keeps at most `maxBytes` of idle buffers. */
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
   }
 
-  /** A buffer of exactly `length` bytes (contents undefined). */
+  /** Bytes held by idle buffers. */
+  get keptBytes(): number {
+    return this.#keptBytes;
+  }
+
+  /**
+   * A buffer of exactly `length` bytes (contents undefined). Idle buffers of exactly that length
+   * are reused as they are; a longer one (up to twice as long) is handed out as a view.
+   */
   acquire(length: number): Uint8Array {
-    const i = this.#free.findIndex((b) => b.byteLength >= length && b.byteLength <= length * 2);
-    if (i === -1) return Buffer.allocUnsafeSlow(length);
-    const [buf] = this.#free.splice(i, 1);
+    const free = this.#free;
+    let best = -1;
+    for (let i = free.length - 1; i >= 0; i--) {
+      const size = free[i].byteLength;
+      if (size === length) {
+        best = i;
+        break;
+      }
+      if (size > length && size <= length * 2 && (best === -1 || size < free[best].byteLength)) best = i;
+    }
+    if (best === -1) return Buffer.allocUnsafeSlow(length);
+    const buf = free[best];
+    free[best] = free[free.length - 1];
+    free.pop();
+    this.#keptBytes -= buf.byteLength;
     return buf.byteLength === length ? buf : buf.subarray(0, length);
   }
 
-  /** Gives buffers back; their full underlying allocation is reused. */
-  release(buffers: readonly Uint8Array[]): void {
-    for (const b of buffers) {
-      const whole = new Uint8Array(b.buffer, 0, b.buffer.byteLength);
-      if (whole.byteLength > MAX_KEPT_BYTES || this.#free.length >= this.#limit) continue;
-      this.#free.push(whole);
-    }
+  /** Gives a buffer from {@link ScratchPool.acquire} back; its whole allocation is reused. */
+  release(buffer: Uint8Array): void {
+    const whole =
+      buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength
+        ? buffer
+        : Buffer.from(buffer.buffer, 0, buffer.buffer.byteLength);
+    const size = whole.byteLength;
+    if (size > MAX_BUFFER_BYTES || this.#keptBytes + size > this.#maxBytes) return;
+    this.#free.push(whole);
+    this.#keptBytes += size;
+  }
+
+  /** Drops every idle buffer. */
+  clear(): void {
+    this.#free.length = 0;
+    this.#keptBytes = 0;
   }
 }

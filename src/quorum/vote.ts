@@ -1,7 +1,9 @@
 /**
  * The quorum decision as a pure function: given what every child answered, what does the quorum
- * answer, whom does it report and whom does it repair? {@link Quorum} calls it on every request, and
- * users call it directly to property-test their own configurations without any I/O.
+ * answer, whom does it report and whom does it repair? Users call {@link quorumVote} to property-test
+ * their own configurations without any I/O; {@link Quorum} applies the same rules through the
+ * unvalidated `decide*` entry points, and skips them when every child succeeded and agreed (the
+ * rules then always say: success, nobody reported).
  */
 import { BlockError, mostCommonCode, type BlockErrorCode } from '../errors.js';
 import { asBuffer, versionsOf } from './versions.js';
@@ -69,6 +71,12 @@ export interface VoteResult {
   readonly failure: boolean;
   /** blkverify only: the first byte, relative to the request, where the two children differ. */
   readonly mismatchOffset?: number;
+  /**
+   * Quorum reads only, present (true) when a losing version also reached the threshold: the winner
+   * was chosen by vote count or by the tie-break rule alone. Losers are still reported, but nobody
+   * is rewritten, since the "corrupted" copies may well be the right ones.
+   */
+  readonly ambiguous?: true;
 }
 
 /**
@@ -82,91 +90,108 @@ export interface VoteResult {
  *   copies form versions; the one with most votes wins, ties going to the version holding the
  *   lowest child index. Winner votes < threshold → EIO + `failure` (losers are not reported).
  *   Else each child of a losing version is reported without a code and, with rewriteCorrupted,
- *   rewritten. In blkverify mode any difference → EIO + `failure` naming the first differing byte.
+ *   rewritten — unless a losing version also has `threshold` votes (`ambiguous`: the winner was
+ *   chosen by count or tie-break alone, so nothing is overwritten). In blkverify mode any
+ *   difference → EIO + `failure` naming the first differing byte.
  * - fifo-style read: children are tried in `order`; each failure is reported; the first success is
  *   the answer; if all fail, the last failure's code (no `failure` event, as QEMU).
+ *
+ * Validates its input (EINVAL on inconsistent input); {@link Quorum} uses the same rules through
+ * unvalidated internal entry points.
  */
 export function quorumVote(input: VoteInput): VoteResult {
-  const { outcomes, threshold } = input;
   checkInput(input);
+  const { outcomes, threshold } = input;
   const op = input.op ?? 'read';
-  if (op !== 'read') return voteCompletion(outcomes, threshold, op === 'write');
+  if (op !== 'read') return decideCompletion(outcomes.map((o) => (o.ok ? undefined : o.code)), threshold, op === 'write');
   const pattern = input.readPattern ?? 'quorum';
-  if (pattern !== 'quorum') return voteFifo(outcomes, input.order);
-  return voteRead(outcomes, threshold, input.rewriteCorrupted === true, input.blkverify === true);
+  if (pattern !== 'quorum') return decideInOrder(outcomes, input.order);
+  return decideRead(outcomes, threshold, input.rewriteCorrupted === true, input.blkverify === true);
 }
 
-function voteCompletion(outcomes: readonly ChildOutcome[], threshold: number, isWrite: boolean): VoteResult {
-  const reports = failureReports(outcomes);
-  if (outcomes.length - reports.length >= threshold) return { ok: true, reports, rewrite: [], failure: false };
-  return { ok: false, code: votedCode(reports), reports, rewrite: [], failure: isWrite };
+/**
+ * Internal: a write, write-zeroes, discard or flush, given each child's error code (undefined
+ * where it succeeded). No validation.
+ */
+export function decideCompletion(codes: readonly (BlockErrorCode | undefined)[], threshold: number, isWrite: boolean): VoteResult {
+  const reports: VoteReport[] = [];
+  for (let child = 0; child < codes.length; child++) {
+    const code = codes[child];
+    if (code !== undefined) reports.push({ child, code });
+  }
+  if (codes.length - reports.length >= threshold) return { ok: true, reports, rewrite: NONE, failure: false };
+  return { ok: false, code: votedCode(reports), reports, rewrite: NONE, failure: isWrite };
 }
 
-function voteFifo(outcomes: readonly ChildOutcome[], order: readonly number[] | undefined): VoteResult {
+/** Internal: a fifo-style read that tried children in `order` (default 0, 1, 2, …). No validation. */
+export function decideInOrder(outcomes: readonly ChildOutcome[], order: readonly number[] | undefined): VoteResult {
   const reports: VoteReport[] = [];
   let last: BlockErrorCode = 'EIO';
   for (let k = 0; k < outcomes.length; k++) {
     const child = order === undefined ? k : order[k];
     const outcome = outcomes[child];
-    if (outcome.ok) return { ok: true, source: child, reports, rewrite: [], failure: false };
+    if (outcome.ok) return { ok: true, source: child, reports, rewrite: NONE, failure: false };
     reports.push({ child, code: outcome.code });
     last = outcome.code;
   }
-  return { ok: false, code: last, reports, rewrite: [], failure: false };
+  return { ok: false, code: last, reports, rewrite: NONE, failure: false };
 }
 
-function voteRead(
+/** Internal: a quorum-pattern read. No validation. */
+export function decideRead(
   outcomes: readonly ChildOutcome[],
   threshold: number,
   rewriteCorrupted: boolean,
   blkverify: boolean,
 ): VoteResult {
-  const reports = failureReports(outcomes);
+  const reports: VoteReport[] = [];
   const readers: number[] = [];
   const copies: Uint8Array[] = [];
-  outcomes.forEach((o, i) => {
+  for (let child = 0; child < outcomes.length; child++) {
+    const o = outcomes[child];
     if (o.ok) {
-      readers.push(i);
-      copies.push(o.data ?? missingData(i));
-    }
-  });
-  if (readers.length < threshold) return { ok: false, code: votedCode(reports), reports, rewrite: [], failure: true };
+      readers.push(child);
+      copies.push(o.data ?? missingData(child));
+    } else reports.push({ child, code: o.code });
+  }
+  if (readers.length < threshold) return { ok: false, code: votedCode(reports), reports, rewrite: NONE, failure: true };
 
   if (blkverify) {
     // Both children succeeded (threshold is 2): a single differing byte fails the read.
     const at = firstDifference(copies[0], copies[1]);
-    if (at === -1) return { ok: true, source: readers[0], reports, rewrite: [], failure: false };
-    return { ok: false, code: 'EIO', reports, rewrite: [], failure: true, mismatchOffset: at };
+    if (at === -1) return { ok: true, source: readers[0], reports, rewrite: NONE, failure: false };
+    return { ok: false, code: 'EIO', reports, rewrite: NONE, failure: true, mismatchOffset: at };
   }
 
   const versions = versionsOf(copies);
-  if (versions.length === 1) return { ok: true, source: readers[0], reports, rewrite: [], failure: false };
+  if (versions.length === 1) return { ok: true, source: readers[0], reports, rewrite: NONE, failure: false };
 
   // versionsOf lists versions by their lowest member, so the first maximum is the tie-break winner.
   let winner = versions[0];
   for (const v of versions) if (v.length > winner.length) winner = v;
-  if (winner.length < threshold) return { ok: false, code: 'EIO', reports, rewrite: [], failure: true };
+  if (winner.length < threshold) return { ok: false, code: 'EIO', reports, rewrite: NONE, failure: true };
 
   const losers: number[] = [];
-  for (const v of versions) if (v !== winner) for (const k of v) losers.push(readers[k]);
+  let ambiguous = false;
+  for (const v of versions) {
+    if (v === winner) continue;
+    if (v.length >= threshold) ambiguous = true;
+    for (const k of v) losers.push(readers[k]);
+  }
   losers.sort((a, b) => a - b);
-  const all = [...reports, ...losers.map((child) => ({ child }))].sort((a, b) => a.child - b.child);
-  return {
+  for (const child of losers) reports.push({ child });
+  reports.sort((a, b) => a.child - b.child);
+  const result: VoteResult = {
     ok: true,
     source: readers[winner[0]],
-    reports: all,
-    rewrite: rewriteCorrupted ? losers : [],
+    reports,
+    rewrite: rewriteCorrupted && !ambiguous ? losers : NONE,
     failure: false,
   };
+  return ambiguous ? { ...result, ambiguous: true } : result;
 }
 
-function failureReports(outcomes: readonly ChildOutcome[]): VoteReport[] {
-  const reports: VoteReport[] = [];
-  outcomes.forEach((o, child) => {
-    if (!o.ok) reports.push({ child, code: o.code });
-  });
-  return reports;
-}
+const NONE: readonly number[] = Object.freeze([]);
 
 function votedCode(reports: readonly VoteReport[]): BlockErrorCode {
   return mostCommonCode(reports.map((r) => r.code ?? 'EIO'));

@@ -4,13 +4,16 @@
  */
 export {
   blockErrorCodeArb,
+  caseBytes,
   childOutcomeSpecArb,
   corruptedCopy,
+  corruptionRangeArb,
   outcomeOf,
   quorumCaseArb,
   voteInputOf,
   type ChildOutcomeSpec,
   type ChildOutcomeSpecArbOptions,
+  type CorruptionRange,
   type QuorumCase,
   type QuorumCaseArbOptions,
 } from './quorum.js';

@@ -23,6 +23,12 @@ export type ChildOutcomeSpec =
   | { readonly kind: 'corrupt'; readonly variant: number }
   | { readonly kind: 'error'; readonly code: BlockErrorCode };
 
+/** The bytes `[start, end)` of the good data that one corruption variant alters (never empty). */
+export interface CorruptionRange {
+  readonly start: number;
+  readonly end: number;
+}
+
 /** A generated quorum read: options, the good bytes, and one outcome spec per child. */
 export interface QuorumCase {
   readonly threshold: number;
@@ -31,11 +37,16 @@ export interface QuorumCase {
   readonly blkverify: boolean;
   readonly good: Uint8Array;
   readonly specs: readonly ChildOutcomeSpec[];
+  /**
+   * Where each corruption variant alters the data (index = variant), so a mismatch can be
+   * anywhere in the copy, not only at its first byte.
+   */
+  readonly corruptions: readonly CorruptionRange[];
 }
 
 /** Options of {@link childOutcomeSpecArb}. */
 export interface ChildOutcomeSpecArbOptions {
-  /** Number of distinct corruptions to draw from (default 3; 0 disables corruption). */
+  /** Number of distinct corruptions to draw from (default 3; 0 disables corruption; at most 255). */
   readonly variants?: number;
   /** Codes a failing child may return (default every code). Empty disables errors. */
   readonly codes?: readonly BlockErrorCode[];
@@ -78,17 +89,22 @@ export interface QuorumCaseArbOptions extends ChildOutcomeSpecArbOptions {
   readonly rewriteCorrupted?: boolean;
   /** Allow blkverify cases (2 children, threshold 2; default false). */
   readonly blkverify?: boolean;
-  /** At most this many children are not `good` (default unlimited). */
+  /** At most this many children are not `good` (default unlimited); built in, no case is discarded. */
   readonly maxBad?: number;
   /** Length of the data in bytes (default 1..32). */
   readonly length?: number | { readonly min: number; readonly max: number };
 }
 
-/** A whole quorum read: options, good data and every child's outcome. */
+/**
+ * A whole quorum read: options, good data, every child's outcome and where each corruption lies.
+ * `maxBad` is built in, not filtered: at most `maxBad` children (chosen at random) may draw a bad
+ * outcome, the others are good, so no generated case is thrown away.
+ */
 export function quorumCaseArb(options: QuorumCaseArbOptions = {}): fc.Arbitrary<QuorumCase> {
   const range = (v: number | { min: number; max: number } | undefined, d: { min: number; max: number }) =>
     typeof v === 'number' ? fc.constant(v) : fc.integer(v ?? d);
   const patterns = options.readPatterns ?? ['quorum'];
+  const variants = Math.max(1, options.variants ?? 3);
   return fc
     .record({
       n: range(options.children, { min: 1, max: 7 }),
@@ -101,35 +117,63 @@ export function quorumCaseArb(options: QuorumCaseArbOptions = {}): fc.Arbitrary<
       const blkverify = verify && pattern === 'quorum';
       const count = blkverify ? 2 : n;
       const threshold = blkverify ? fc.constant(2) : options.threshold !== undefined ? fc.constant(options.threshold) : fc.integer({ min: 1, max: count });
+      const mayBeBad = Math.min(count, options.maxBad ?? count);
       const specs = fc
-        .array(childOutcomeSpecArb(options), { minLength: count, maxLength: count })
-        .filter((s) => options.maxBad === undefined || s.filter((x) => x.kind !== 'good').length <= options.maxBad);
-      return fc.record({ threshold, specs }).map(
-        ({ threshold: t, specs: s }): QuorumCase => ({
+        .tuple(
+          fc.array(childOutcomeSpecArb(options), { minLength: count, maxLength: count }),
+          fc.shuffledSubarray([...Array(count).keys()], { minLength: mayBeBad, maxLength: mayBeBad }),
+        )
+        .map(([drawn, allowed]) => drawn.map((spec, i): ChildOutcomeSpec => (allowed.includes(i) ? spec : GOOD)));
+      const corruptions = fc.array(corruptionRangeArb(good.length), { minLength: variants, maxLength: variants });
+      return fc.record({ threshold, specs, corruptions }).map(
+        ({ threshold: t, specs: s, corruptions: r }): QuorumCase => ({
           threshold: t,
           readPattern: pattern,
           rewriteCorrupted: rewrite && pattern === 'quorum' && !blkverify,
           blkverify,
           good,
           specs: s,
+          corruptions: r,
         }),
       );
     });
 }
 
-/**
- * The bytes a corrupted child of `variant` returns: every byte of `good` XOR (variant + 1), so
- * variants 0 to 254 all differ from `good` and from each other.
- */
-export function corruptedCopy(good: Uint8Array, variant: number): Uint8Array {
-  const mask = (variant % 255) + 1;
-  return good.map((b) => b ^ mask);
+const GOOD: ChildOutcomeSpec = Object.freeze({ kind: 'good' });
+
+/** A non-empty byte range inside data of `length` bytes. */
+export function corruptionRangeArb(length: number): fc.Arbitrary<CorruptionRange> {
+  return fc
+    .integer({ min: 0, max: length - 1 })
+    .chain((start) => fc.integer({ min: start + 1, max: length }).map((end) => ({ start, end })));
 }
 
-/** Turns one spec into a concrete {@link ChildOutcome}. */
-export function outcomeOf(spec: ChildOutcomeSpec, good: Uint8Array): ChildOutcome {
+/**
+ * The bytes a corrupted child of `variant` returns: the bytes of `good` inside `range` (default:
+ * all of them) XOR (variant mod 255 + 1). Any two variants 0 to 254 differ from `good` and from
+ * each other, whatever their (non-empty) ranges: where both ranges cover a byte the masks differ,
+ * and where only one does that one differs from `good` and the other does not.
+ */
+export function corruptedCopy(good: Uint8Array, variant: number, range: CorruptionRange = { start: 0, end: good.length }): Uint8Array {
+  const mask = (variant % 255) + 1;
+  const out = Uint8Array.from(good);
+  for (let i = range.start; i < range.end; i++) out[i] ^= mask;
+  return out;
+}
+
+/** The bytes child `i` of a case holds: good, or its variant's corruption (an erroring child holds good bytes). */
+export function caseBytes(c: QuorumCase, i: number): Uint8Array {
+  const spec = c.specs[i];
+  return spec.kind === 'corrupt' ? corruptedCopy(c.good, spec.variant, c.corruptions[spec.variant]) : c.good;
+}
+
+/**
+ * Turns one spec into a concrete {@link ChildOutcome}; a corruption alters `corruptions[variant]`
+ * (default: every byte).
+ */
+export function outcomeOf(spec: ChildOutcomeSpec, good: Uint8Array, corruptions: readonly CorruptionRange[] = []): ChildOutcome {
   if (spec.kind === 'error') return { ok: false, code: spec.code };
-  return { ok: true, data: spec.kind === 'good' ? good : corruptedCopy(good, spec.variant) };
+  return { ok: true, data: spec.kind === 'good' ? good : corruptedCopy(good, spec.variant, corruptions[spec.variant]) };
 }
 
 /** The {@link VoteInput} of a generated case, ready for `quorumVote`. */
@@ -139,6 +183,6 @@ export function voteInputOf(c: QuorumCase): VoteInput {
     readPattern: c.readPattern,
     rewriteCorrupted: c.rewriteCorrupted,
     blkverify: c.blkverify,
-    outcomes: c.specs.map((s) => outcomeOf(s, c.good)),
+    outcomes: c.specs.map((s) => outcomeOf(s, c.good, c.corruptions)),
   };
 }

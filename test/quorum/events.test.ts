@@ -28,44 +28,67 @@ describe('events', () => {
     expect(seen[0].error?.code).toBe('EIO');
   });
 
-  it('with reportIntervalMs, at most one report per child per interval, counting the suppressed ones', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(1_000_000);
+  it('with reportIntervalMs: the first report goes out at once, the latest of a burst at the end of the interval', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const { q, faults } = brokenQuorum(1000);
     const seen: QuorumReportBad[] = [];
     q.on('report-bad', (e) => seen.push(e));
-    for (let i = 0; i < 4; i++) await q.read(0, 1);
+    for (let i = 0; i < 4; i++) await q.read(i, 1); // four reports about children.2 in one interval
     faults[1].failAll('ENOSPC'); // another child has its own allowance
-    await expect(q.read(0, 1)).rejects.toMatchObject({ code: 'ENOSPC' }); // 1–1 tie: the first failing child's code
-    expect(seen.map((e) => [e.child, e.suppressed])).toEqual([
-      ['children.2', 0],
-      ['children.1', 0],
+    await expect(q.read(9, 1)).rejects.toMatchObject({ code: 'ENOSPC' }); // 1–1 tie: the first failing child's code
+    expect(seen.map((e) => [e.child, e.offset, e.suppressed])).toEqual([
+      ['children.2', 0, 0],
+      ['children.1', 9, 0],
     ]);
-    vi.setSystemTime(1_000_999);
-    await expect(q.read(0, 1)).rejects.toThrow();
+    vi.advanceTimersByTime(999);
     expect(seen).toHaveLength(2);
-    vi.setSystemTime(1_001_000);
-    await expect(q.read(0, 1)).rejects.toThrow();
-    expect(seen.slice(2).map((e) => [e.child, e.suppressed])).toEqual([
-      ['children.1', 1],
-      ['children.2', 5],
+    vi.advanceTimersByTime(1);
+    // Interval over: the latest held report about each child, with the count dropped in its favour.
+    expect(seen.slice(2).map((e) => [e.child, e.offset, e.suppressed])).toEqual([['children.2', 9, 3]]);
+    vi.advanceTimersByTime(1000);
+    // A new interval started with that delivery; nothing more was held, so it ends quietly.
+    expect(seen).toHaveLength(3);
+    await expect(q.read(20, 1)).rejects.toThrow();
+    expect(seen.slice(3).map((e) => [e.child, e.offset, e.suppressed])).toEqual([
+      ['children.1', 20, 0],
+      ['children.2', 20, 0],
     ]);
+    await q.close();
+  });
+
+  it('held reports are delivered when the quorum closes or the child is removed, never lost', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const { q } = brokenQuorum(60_000);
+    const seen: QuorumReportBad[] = [];
+    q.on('report-bad', (e) => seen.push(e));
+    await q.read(0, 1);
+    await q.read(1, 1);
+    await q.read(2, 1);
+    expect(seen.map((e) => e.offset)).toEqual([0]);
+    await q.removeChild('children.2');
+    expect(seen.map((e) => [e.offset, e.suppressed])).toEqual([
+      [0, 0],
+      [2, 1],
+    ]);
+    await q.close();
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('failure events are limited too, as one stream per quorum', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(0);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const { q, faults } = brokenQuorum(1000);
     faults[1].failAll('EIO');
     const failures: QuorumFailure[] = [];
     q.on('failure', (e) => failures.push(e));
-    for (let i = 0; i < 3; i++) await expect(q.write(0, new Uint8Array(1))).rejects.toThrow();
-    vi.setSystemTime(5000);
-    await expect(q.read(0, 1)).rejects.toThrow();
-    expect(failures.map((f) => [f.type, f.suppressed])).toEqual([
-      ['write', 0],
-      ['read', 2],
+    for (let i = 0; i < 3; i++) await expect(q.write(i, new Uint8Array(1))).rejects.toThrow();
+    await expect(q.read(7, 1)).rejects.toThrow();
+    expect(failures.map((f) => [f.type, f.offset, f.suppressed])).toEqual([['write', 0, 0]]);
+    vi.advanceTimersByTime(1000);
+    expect(failures.map((f) => [f.type, f.offset, f.suppressed])).toEqual([
+      ['write', 0, 0],
+      ['read', 7, 2],
     ]);
+    await q.close();
   });
 
   it('are published on node:diagnostics_channel with the quorum as source', async () => {

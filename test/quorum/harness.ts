@@ -5,12 +5,13 @@
 import { MemoryDriver } from '../../src/drivers/memory.js';
 import { FilterDriver } from '../../src/filter.js';
 import type { BlockDriver } from '../../src/driver.js';
-import type { BlockLimits, IoOptions } from '../../src/types.js';
+import type fc from 'fast-check';
+import type { BlockCapabilities, BlockLimits, IoOptions, WriteOptions, WriteZeroesOptions } from '../../src/types.js';
 import { FaultInjector } from '../../src/filters/fault-injector.js';
 import { Quorum } from '../../src/quorum/quorum.js';
 import type { QuorumOptions } from '../../src/quorum/options.js';
 import type { QuorumFailure, QuorumReportBad } from '../../src/quorum/events.js';
-import { corruptedCopy, type QuorumCase } from '../../src/testing/quorum.js';
+import { caseBytes, type QuorumCase } from '../../src/testing/quorum.js';
 import type { ModelExpectation, ModelOutcome } from './model.js';
 
 /** An event as tests compare it. */
@@ -70,7 +71,7 @@ export async function stage(r: Rig, c: QuorumCase, offset: number): Promise<{ ou
   const stored: Uint8Array[] = [];
   for (let i = 0; i < c.specs.length; i++) {
     const spec = c.specs[i];
-    const bytes = spec.kind === 'corrupt' ? corruptedCopy(c.good, spec.variant) : c.good;
+    const bytes = caseBytes(c, i);
     await r.mems[i].write(offset, bytes);
     stored.push(bytes);
     if (spec.kind === 'error') {
@@ -100,4 +101,58 @@ export class Limited extends FilterDriver {
   override get limits(): BlockLimits {
     return this.custom;
   }
+}
+
+/** A pass-through filter advertising fewer (or other) capabilities than its child has. */
+export class Caps extends FilterDriver {
+  readonly #caps: BlockCapabilities;
+  constructor(child: BlockDriver, custom: Partial<BlockCapabilities>, options: { name?: string } = {}) {
+    super(child, options);
+    this.#caps = Object.freeze({ ...child.capabilities, ...custom });
+  }
+  override get capabilities(): BlockCapabilities {
+    return this.#caps;
+  }
+}
+
+/**
+ * Holds every request at its start and at its end until fast-check's scheduler lets it go, so
+ * children start and complete in adversarial orders. `log` records each step as it happens.
+ */
+export class Scheduled extends FilterDriver {
+  readonly log: string[] = [];
+  constructor(child: BlockDriver, readonly s: fc.Scheduler, name: string) {
+    super(child, { name });
+  }
+  async #gate<T>(label: string, run: () => Promise<T>): Promise<T> {
+    await this.s.schedule(Promise.resolve(), `${this.name} ${label} start`);
+    this.log.push(`start ${label}`);
+    try {
+      return await run();
+    } finally {
+      this.log.push(`done ${label}`);
+      await this.s.schedule(Promise.resolve(), `${this.name} ${label} end`);
+    }
+  }
+  protected override _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+    return this.#gate(`read ${offset}+${target.length}`, () => super._read(offset, target, options));
+  }
+  protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
+    return this.#gate(`write ${offset}+${data.length}`, () => super._write(offset, data, options));
+  }
+  protected override _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
+    return this.#gate(`writeZeroes ${offset}+${length}`, () => super._writeZeroes(offset, length, options));
+  }
+  protected override _flush(options: IoOptions): Promise<void> {
+    return this.#gate('flush', () => super._flush(options));
+  }
+}
+
+/** A quorum over MemoryDrivers behind FaultInjectors behind {@link Scheduled} gates. */
+export function scheduledRig(s: fc.Scheduler, n: number, size: number, options: Omit<QuorumOptions, 'children'>): Rig & { gates: Scheduled[] } {
+  const mems = Array.from({ length: n }, () => new MemoryDriver({ size }));
+  const faults = mems.map((m) => new FaultInjector(m));
+  const gates = faults.map((f, i) => new Scheduled(f, s, `sched${i}`));
+  const quorum = new Quorum({ ...options, children: gates });
+  return { quorum, mems, faults, gates, events: record(quorum) };
 }

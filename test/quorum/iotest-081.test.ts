@@ -120,24 +120,24 @@ describe('add and remove children', () => {
     expect(await q.removeChild('children.1')).toBe(mems[1]);
     expect(mems[1].state).toBe('open'); // handed back, not closed
     const extra = new MemoryDriver({ size: SIZE });
-    expect(q.addChild(extra)).toBe('children.3');
+    expect(await q.addChild(extra)).toBe('children.3');
     expect(q.members.map((m) => m.name)).toEqual(['children.0', 'children.2', 'children.3']);
     expect(await q.removeChild(extra)).toBe(extra);
     await expect(q.removeChild(mems[0])).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/below the threshold 2/) });
     await expect(q.removeChild('children.1')).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringMatching(/not a child/) });
     expect(q.children).toEqual([mems[0], mems[2]]);
-    expect(q.addChild(new MemoryDriver({ size: SIZE }))).toBe('children.4');
+    expect(await q.addChild(new MemoryDriver({ size: SIZE }))).toBe('children.4');
   });
 
   it('refuses a child of another size, a duplicate, a closed driver, and any child in blkverify mode', async () => {
     const { q, mems } = quorumOf(3);
-    expect(() => q.addChild(new MemoryDriver({ size: SIZE + 512 }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    expect(() => q.addChild(mems[0])).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    await expect(q.addChild(new MemoryDriver({ size: SIZE + 512 }))).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(q.addChild(mems[0])).rejects.toMatchObject({ code: 'EINVAL' });
     const closed = new MemoryDriver({ size: SIZE });
     await closed.close();
-    expect(() => q.addChild(closed)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    await expect(q.addChild(closed)).rejects.toMatchObject({ code: 'EINVAL' });
     const v = quorumOf(2, { blkverify: true });
-    expect(() => v.q.addChild(new MemoryDriver({ size: SIZE }))).toThrow(expect.objectContaining({ code: 'ENOTSUP' }));
+    await expect(v.q.addChild(new MemoryDriver({ size: SIZE }))).rejects.toMatchObject({ code: 'ENOTSUP' });
     expect(q.children).toHaveLength(3);
   });
 
@@ -146,7 +146,7 @@ describe('add and remove children', () => {
     await q.write(0, fill(0x32, 4096));
     const extra = new MemoryDriver({ size: SIZE });
     await extra.write(0, fill(0x32, 4096)); // the caller's promise: same data
-    q.addChild(extra);
+    await q.addChild(extra);
     await q.write(4096, fill(0x33, 4096));
     expect(allBytes(await extra.read(4096, 4096), 0x33)).toBe(true);
     await mems[0].write(0, fill(0x66, 4096)); // now outvoted 2 to 1
@@ -161,7 +161,7 @@ describe('add and remove children', () => {
     const { q } = quorumOf(3);
     const disk = new MemoryDriver({ size: SIZE });
     const slow = new Delay(disk, { delays: { write: 30 } });
-    q.addChild(slow);
+    await q.addChild(slow);
     const write = q.write(0, fill(1, 512));
     expect(q.members[3].pending).toBe(1);
     await q.removeChild(slow);

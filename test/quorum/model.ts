@@ -22,6 +22,8 @@ export interface ModelExpectation {
   failure: boolean;
   /** blkverify: offset of the first differing byte, relative to the request. */
   mismatchAt?: number;
+  /** Set when a losing version also had `threshold` votes (then nothing is rewritten). */
+  ambiguous?: true;
 }
 
 export const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -97,13 +99,17 @@ export function modelQuorumRead(
   }
   const losers = good.filter((g) => g.key !== winner).map((g) => g.child);
   const reports = [...errorReports, ...losers.map((child) => ({ child }))].sort((x, y) => x.child - y.child);
-  return {
+  // A losing version that also reached the threshold makes the majority ambiguous: report, never overwrite.
+  const ambiguous = keys.some((k) => k !== winner && votes[k].length >= threshold);
+  const out: ModelExpectation = {
     ok: true,
     dataHex: winner,
     reports,
-    rewrite: opts.rewriteCorrupted === true ? losers : [],
+    rewrite: opts.rewriteCorrupted === true && !ambiguous ? losers : [],
     failure: false,
   };
+  if (ambiguous) out.ambiguous = true;
+  return out;
 }
 
 /** A fifo-style read trying children in `order`. */

@@ -65,10 +65,10 @@ describe('Quorum options', () => {
     expect(() => new Quorum({ children: [d, d], threshold: 1 })).toThrow(/appears twice/);
   });
 
-  it('wrong types are TypeErrors', () => {
+  it('wrong types are TypeErrors', async () => {
     expect(() => new Quorum({ children: 'x' as never, threshold: 1 })).toThrow(TypeError);
     expect(() => new Quorum({ children: [{} as never], threshold: 1 })).toThrow(TypeError);
     const q = new Quorum({ children: [new MemoryDriver({ size: 512 })], threshold: 1 });
-    expect(() => q.addChild({} as never)).toThrow(TypeError);
+    await expect(q.addChild({} as never)).rejects.toThrow(TypeError);
   });
 });

@@ -1,11 +1,14 @@
 /**
- * Proof (b): random sequences of write / read / corrupt-child / fail-child / heal-child / flush /
- * add-child / remove-child against a model: a Uint8Array `truth` (what successful writes put on
- * the device) plus, per child, the bytes it holds and whether it is failing.
+ * Proof (b): random sequences of write / zero (write-zeroes or discard) / read / corrupt-child /
+ * fail-child / heal-child / flush / add-child / remove-child against a model: a Uint8Array `truth`
+ * (what successful writes put on the device) plus, per child, the bytes it holds and whether it is
+ * failing. Every read pattern runs, with majority and minority thresholds.
  *
- * Every read is checked exactly against the independent vote model, and against the headline rule
- * stated in terms of the truth alone: with N children of which `bad` are failing or hold other
- * bytes than the truth on the range,
+ * Every read is checked exactly against the independent models (vote, or fifo-style with the
+ * pattern's try order), and against the headline rules stated in terms of the truth alone.
+ * fifo-style patterns: if every working child holds the truth the read returns it, and if every
+ * child fails the read fails with EIO. Quorum pattern: with N children of which `bad` are failing
+ * or hold other bytes than the truth on the range,
  * - bad ≤ N − threshold and the good ones a strict majority → the read returns the truth;
  * - bad > N − threshold → the read fails with EIO, provided bad copies cannot win: the threshold
  *   is at least 2 (one copy alone cannot be checked), corruptions are unique, the threshold has been a strict majority at every write, and no
@@ -19,7 +22,8 @@ import { MemoryDriver } from '../../src/drivers/memory.js';
 import { FaultInjector } from '../../src/filters/fault-injector.js';
 import { Quorum } from '../../src/quorum/quorum.js';
 import { expectedEvents, record, type Recorded } from './harness.js';
-import { hex, modelCompletion, modelQuorumRead, type ModelOutcome } from './model.js';
+import type { ReadPattern } from '../../src/quorum/vote.js';
+import { hex, modelCompletion, modelFifoRead, modelQuorumRead, type ModelOutcome } from './model.js';
 
 const SIZE = 64;
 const MAX_CHILDREN = 5;
@@ -35,6 +39,9 @@ interface Model {
   truth: Uint8Array;
   kids: ChildModel[];
   threshold: number;
+  pattern: ReadPattern;
+  /** Reads so far (round-robin starts read k at child k mod N). */
+  turn: number;
   rewrite: boolean;
   nextName: number;
   /** The threshold was more than half the children at every write so far. */
@@ -44,7 +51,7 @@ interface Model {
 }
 
 /** How often each headline rule was actually checked, to see the test is not vacuous. */
-const exercised = { truth: 0, eio: 0 };
+const exercised = { truth: 0, eio: 0, fifoTruth: 0, fifoFailed: 0, minority: 0 };
 interface Real {
   q: Quorum;
   kids: { name: string; mem: MemoryDriver; fault: FaultInjector }[];
@@ -56,13 +63,20 @@ const at = (m: Model, i: number): number => i % m.kids.length;
 const nameIndex = (m: Model) => (child: number) => m.kids[child].name;
 
 class WriteCmd implements Cmd {
-  constructor(readonly offset: number, readonly data: Uint8Array) {}
+  /** `zero` sends the range as write-zeroes or discard (a quorum's discard reads back as zeros). */
+  constructor(readonly offset: number, readonly data: Uint8Array, readonly zero?: 'writeZeroes' | 'discard') {}
   check = (): boolean => true;
   async run(m: Model, r: Real): Promise<void> {
     r.events.length = 0;
     const outcomes: ModelOutcome[] = m.kids.map((k) => (k.failed ? { ok: false, code: 'EIO' } : { ok: true }));
     const exp = modelCompletion(outcomes, m.threshold, true);
-    const got = await r.q.write(this.offset, this.data).then(() => 'ok', (e: { code: string }) => e.code);
+    const request =
+      this.zero === undefined
+        ? r.q.write(this.offset, this.data)
+        : this.zero === 'discard'
+          ? r.q.discard(this.offset, this.data.length)
+          : r.q.writeZeroes(this.offset, this.data.length);
+    const got = await request.then(() => 'ok', (e: { code: string }) => e.code);
     expect(got).toBe(exp.ok ? 'ok' : exp.code);
     expect(r.events).toEqual(expectedEvents(exp, 'write', this.offset, this.data.length, nameIndex(m)));
     if (m.threshold * 2 <= m.kids.length) m.majorityAlways = false;
@@ -73,7 +87,7 @@ class WriteCmd implements Cmd {
     }
     if (exp.ok) m.truth.set(this.data, this.offset);
   }
-  toString = (): string => `write(${this.offset}, [${this.data.join(',')}])`;
+  toString = (): string => (this.zero === undefined ? `write(${this.offset}, [${this.data.join(',')}])` : `${this.zero}(${this.offset}, ${this.data.length})`);
 }
 
 class ReadCmd implements Cmd {
@@ -85,7 +99,12 @@ class ReadCmd implements Cmd {
     const outcomes: ModelOutcome[] = m.kids.map((k) =>
       k.failed ? { ok: false, code: 'EIO' } : { ok: true, data: k.content.slice(this.offset, end) },
     );
-    const exp = modelQuorumRead(outcomes, m.threshold, { rewriteCorrupted: m.rewrite });
+    const n = m.kids.length;
+    // Sequential commands leave nothing in flight, so least-pending always ties and goes by index.
+    const start = m.pattern === 'round-robin' ? m.turn % n : 0;
+    const order = Array.from({ length: n }, (_, i) => (start + i) % n);
+    m.turn++;
+    const exp = m.pattern === 'quorum' ? modelQuorumRead(outcomes, m.threshold, { rewriteCorrupted: m.rewrite }) : modelFifoRead(outcomes, order);
     const got = await r.q.read(this.offset, this.length).then(
       (d) => ({ ok: true as const, hex: hex(d) }),
       (e: { code: string }) => ({ ok: false as const, code: e.code }),
@@ -93,9 +112,20 @@ class ReadCmd implements Cmd {
     expect(got).toEqual(exp.ok ? { ok: true, hex: exp.dataHex } : { ok: false, code: exp.code });
     expect(r.events).toEqual(expectedEvents(exp, 'read', this.offset, this.length, nameIndex(m)));
 
-    // The headline rule, stated directly in terms of the truth.
+    // The headline rules, stated directly in terms of the truth.
     const truth = hex(m.truth.subarray(this.offset, end));
-    const n = m.kids.length;
+    if (m.pattern !== 'quorum') {
+      const working = m.kids.filter((k) => !k.failed);
+      if (working.length === 0) {
+        expect(got).toEqual({ ok: false, code: 'EIO' });
+        exercised.fifoFailed++;
+      } else if (working.every((k) => hex(k.content.subarray(this.offset, end)) === truth)) {
+        expect(got).toEqual({ ok: true, hex: truth });
+        exercised.fifoTruth++;
+      }
+      return;
+    }
+    if (m.threshold * 2 <= n) exercised.minority++;
     const good = m.kids.filter((k) => !k.failed && hex(k.content.subarray(this.offset, end)) === truth).length;
     const bad = n - good;
     if (bad <= n - m.threshold && good * 2 > n) {
@@ -175,7 +205,7 @@ class AddChildCmd implements Cmd {
     const mem = new MemoryDriver({ size: SIZE });
     await mem.write(0, m.truth);
     const fault = new FaultInjector(mem);
-    const name = r.q.addChild(fault);
+    const name = await r.q.addChild(fault);
     expect(name).toBe(`children.${m.nextName}`);
     r.kids.push({ name, mem, fault });
     m.kids.push({ name, content: m.truth.slice(), failed: false, tainted: new Uint8Array(SIZE) });
@@ -213,6 +243,7 @@ const commands = fc.commands(
   [
     bytesAt.map(({ offset, data }) => new WriteCmd(offset, data)),
     bytesAt.map(({ offset, data }) => new WriteCmd(offset, data)),
+    fc.tuple(range, fc.constantFrom('writeZeroes' as const, 'discard' as const)).map(([{ offset, length }, how]) => new WriteCmd(offset, new Uint8Array(length), how)),
     range.map(({ offset, length }) => new ReadCmd(offset, length)),
     range.map(({ offset, length }) => new ReadCmd(offset, length)),
     range.map(({ offset, length }) => new ReadCmd(offset, length)),
@@ -227,23 +258,32 @@ const commands = fc.commands(
 );
 
 const config = fc.integer({ min: 1, max: 4 }).chain((n) =>
-  fc.record({ n: fc.constant(n), threshold: fc.integer({ min: Math.floor(n / 2) + 1, max: n }), rewrite: fc.boolean() }),
+  fc.record({
+    n: fc.constant(n),
+    // Majority thresholds and minority ones (threshold ≤ N/2) alike.
+    threshold: fc.integer({ min: 1, max: n }),
+    pattern: fc.constantFrom<ReadPattern>('quorum', 'quorum', 'fifo', 'round-robin', 'least-pending'),
+    rewrite: fc.boolean(),
+  }),
 );
 
 describe('Quorum against a Uint8Array model (fc.commands)', () => {
-  it('reads return the truth while a majority of children is good, and fail with EIO otherwise', async () => {
+  it('reads return the truth while enough children are good, and fail with EIO otherwise, in every read pattern', async () => {
     await fc.assert(
-      fc.asyncProperty(config, commands, async ({ n, threshold, rewrite }, cmds) => {
+      fc.asyncProperty(config, commands, async ({ n, threshold, pattern, rewrite: wanted }, cmds) => {
+        const rewrite = wanted && pattern === 'quorum';
         const kids = Array.from({ length: n }, (_, i) => {
           const mem = new MemoryDriver({ size: SIZE });
           return { name: `children.${i}`, mem, fault: new FaultInjector(mem) };
         });
-        const q = new Quorum({ children: kids.map((k) => k.fault), threshold, rewriteCorrupted: rewrite });
+        const q = new Quorum({ children: kids.map((k) => k.fault), threshold, readPattern: pattern, rewriteCorrupted: rewrite });
         const real: Real = { q, kids, events: record(q) };
         const model: Model = {
           truth: new Uint8Array(SIZE),
           kids: kids.map((k) => ({ name: k.name, content: new Uint8Array(SIZE), failed: false, tainted: new Uint8Array(SIZE) })),
           threshold,
+          pattern,
+          turn: 0,
           rewrite,
           nextName: n,
           majorityAlways: true,
@@ -252,10 +292,13 @@ describe('Quorum against a Uint8Array model (fc.commands)', () => {
         await fc.asyncModelRun(() => ({ model, real }), cmds);
         await q.close();
       }),
-      { numRuns: 250 },
+      { numRuns: 300 },
     );
-    // Both rules were really checked, many times.
-    expect(exercised.truth).toBeGreaterThan(500);
-    expect(exercised.eio).toBeGreaterThan(50);
+    // Every rule was really checked, many times.
+    expect(exercised.truth).toBeGreaterThan(300);
+    expect(exercised.eio).toBeGreaterThan(30);
+    expect(exercised.fifoTruth).toBeGreaterThan(300);
+    expect(exercised.fifoFailed).toBeGreaterThan(10);
+    expect(exercised.minority).toBeGreaterThan(100);
   });
 });

@@ -73,12 +73,15 @@ describe('Quorum agrees with the model', () => {
       fc.asyncProperty(arb, async ({ threshold, codes, op, offset, data }) => {
         const n = codes.length;
         const r = rig(n, 64, { threshold });
-        const ops = op === 'flush' ? (['flush'] as const) : ([op] as const);
+        for (const m of r.mems) await m.write(0, new Uint8Array(64).fill(0xa5));
+        // A quorum sends a discard to its children as write-zeroes (docs/quorum.md), so that is
+        // what a failing child must refuse.
+        const childOp = op === 'discard' ? 'writeZeroes' : op;
         codes.forEach((code, i) => {
-          if (code !== null) r.faults[i].addRule({ ops: [...ops], error: code });
+          if (code !== null) r.faults[i].addRule({ ops: [childOp], error: code });
         });
         // A child whose native zeroing says ENOTSUP falls back to writing zeros (driver contract).
-        const fails = (code: BlockErrorCode | null): code is BlockErrorCode => code !== null && !(op === 'writeZeroes' && code === 'ENOTSUP');
+        const fails = (code: BlockErrorCode | null): code is BlockErrorCode => code !== null && !(childOp === 'writeZeroes' && code === 'ENOTSUP');
         const outcomes: ModelOutcome[] = codes.map((code) => (fails(code) ? { ok: false, code } : { ok: true }));
         const exp = modelCompletion(outcomes, threshold, op !== 'flush');
         const run = (): Promise<void> =>
@@ -96,11 +99,14 @@ describe('Quorum agrees with the model', () => {
         expect(got).toBe(exp.ok ? null : exp.code);
         const [o, l] = op === 'flush' ? [0, 0] : [offset, data.length];
         expect(r.events).toEqual(expectedEvents(exp, op === 'flush' ? 'flush' : 'write', o, l));
-        if (op === 'write') {
-          // Every child that accepted the write holds it, whatever the verdict; the others do not.
+        // Every child that accepted the request holds its bytes (data, or zeros for write-zeroes and
+        // discard alike), whatever the verdict; the others still hold what they had before.
+        const before = new Uint8Array(data.length).fill(0xa5);
+        const wanted = op === 'write' ? data : new Uint8Array(data.length);
+        if (op !== 'flush') {
           for (let i = 0; i < n; i++) {
-            const held = hex(await r.mems[i].read(offset, data.length)) === hex(data);
-            expect(held).toBe(codes[i] === null || data.every((b) => b === 0));
+            const now = hex(await r.mems[i].read(offset, data.length));
+            expect(now).toBe(hex(fails(codes[i]) ? before : wanted));
           }
         }
         await r.quorum.close();

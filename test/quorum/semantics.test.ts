@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../src/drivers/memory.js';
 import { FaultInjector } from '../../src/filters/fault-injector.js';
 import { Quorum } from '../../src/quorum/quorum.js';
-import { Limited, record } from './harness.js';
+import { Caps, Limited, record } from './harness.js';
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 
@@ -30,6 +30,28 @@ describe('vote tie-break', () => {
     expect([...(await broken.read(0, 1))]).toEqual([0xa]);
     await mems[2].write(0, bytes(0xc)); // readers: B, C, A, one vote each: B (child 1) wins
     expect([...(await broken.read(0, 1))]).toEqual([0xb]);
+  });
+});
+
+describe('ambiguous majority', () => {
+  it('when a losing version also reaches the threshold, the tie-break answers but nothing is rewritten', async () => {
+    const mems = Array.from({ length: 4 }, () => new MemoryDriver({ size: 512 }));
+    const q = new Quorum({ children: mems, threshold: 2, rewriteCorrupted: true });
+    const events = record(q);
+    for (const [i, v] of [[0, 0xa], [1, 0xb], [2, 0xb], [3, 0xa]] as const) await mems[i].write(0, bytes(v));
+    expect([...(await q.read(0, 1))]).toEqual([0xa]);
+    // Reported as outvoted, but B had 2 votes too: neither copy is overwritten.
+    expect(events.map((e) => (e.kind === 'report-bad' ? e.child : e.kind))).toEqual(['children.1', 'children.2']);
+    expect(await Promise.all(mems.map(async (m) => (await m.read(0, 1))[0]))).toEqual([0xa, 0xb, 0xb, 0xa]);
+    // 3–2 with threshold 2 is still ambiguous; 3–1 with threshold 2 is not and gets repaired.
+    const five = Array.from({ length: 5 }, () => new MemoryDriver({ size: 512 }));
+    const q5 = new Quorum({ children: five, threshold: 2, rewriteCorrupted: true });
+    for (const [i, v] of [[0, 1], [1, 1], [2, 1], [3, 2], [4, 2]] as const) await five[i].write(0, bytes(v));
+    expect([...(await q5.read(0, 1))]).toEqual([1]);
+    expect((await five[4].read(0, 1))[0]).toBe(2);
+    await five[4].write(0, bytes(3));
+    await q5.read(0, 1);
+    expect(await Promise.all(five.map(async (m) => (await m.read(0, 1))[0]))).toEqual([1, 1, 1, 1, 1]);
   });
 });
 
@@ -103,13 +125,22 @@ describe('capabilities and limits', () => {
     expect(rw.allocatedBytes).toBe(0);
   });
 
-  it('limits are the strictest of the children, and follow added children', () => {
+  it('limits are the strictest of the children, and follow children added with allowManifestChange', async () => {
     const a = new Limited(new MemoryDriver({ size: 8192 }), { minBlockSize: 1, preferredBlockSize: 4096, maxBlockSize: 65536, maxTransfer: 32768 });
     const b = new Limited(new MemoryDriver({ size: 8192 }), { minBlockSize: 512, preferredBlockSize: 512, maxBlockSize: 1 << 20, maxTransfer: 1 << 20 });
     const q = new Quorum({ children: [a], threshold: 1 });
     expect(q.limits.minBlockSize).toBe(1);
-    q.addChild(b);
+    await expect(q.addChild(b)).rejects.toMatchObject({ code: 'EINVAL', message: expect.stringContaining('minBlockSize 1 → 512') });
+    expect(q.children).toEqual([a]);
+    await q.addChild(b, { allowManifestChange: true });
     expect(q.limits).toEqual({ minBlockSize: 512, preferredBlockSize: 4096, maxBlockSize: 65536, maxTransfer: 32768 });
+  });
+
+  it('discard is offered only when every child zeroes natively, since it is sent as write-zeroes', () => {
+    const mem = () => new MemoryDriver({ size: 4096 });
+    expect(new Quorum({ children: [mem(), mem()], threshold: 1 }).capabilities.canDiscard).toBe(true);
+    const noZero = new Caps(mem(), { canZero: false, canFastZero: false, canDiscard: true });
+    expect(new Quorum({ children: [mem(), noZero], threshold: 1 }).capabilities.canDiscard).toBe(false);
   });
 });
 
@@ -141,14 +172,24 @@ describe('blockStatus', () => {
     );
   });
 
-  it('a failing child counts as data; all failing is an error', async () => {
-    const mems = [new MemoryDriver({ size: 4096 }), new MemoryDriver({ size: 4096 })];
+  it('a failing child is reported (read, with its error) and the range answered as data; all failing is an error', async () => {
+    const mems = [new MemoryDriver({ size: 4096 }), new MemoryDriver({ size: 4096 }), new MemoryDriver({ size: 4096 })];
     const faults = mems.map((m) => new FaultInjector(m));
-    const q = new Quorum({ children: faults, threshold: 1 });
+    const q = new Quorum({ children: faults, threshold: 2 });
+    const events = record(q);
     faults[0].addRule({ ops: ['blockStatus'], error: 'EIO' });
-    expect(await q.blockStatus(0, 4096)).toEqual([{ offset: 0, length: 4096, zero: false, allocated: true }]);
+    // Every child would say "zero" here, but one could not answer: QEMU's rule, the whole range is data.
+    expect(await q.blockStatus(512, 2048)).toEqual([{ offset: 512, length: 2048, zero: false, allocated: true }]);
+    expect(events).toEqual([{ kind: 'report-bad', child: 'children.0', type: 'read', code: 'EIO', offset: 512, length: 2048 }]);
+    events.length = 0;
     faults[1].addRule({ ops: ['blockStatus'], error: 'ENOMEM' });
-    await expect(q.blockStatus(0, 4096)).rejects.toMatchObject({ code: 'EIO' });
+    faults[2].addRule({ ops: ['blockStatus'], error: 'ENOMEM' });
+    await expect(q.blockStatus(0, 4096)).rejects.toMatchObject({ code: 'ENOMEM' });
+    expect(events.map((e) => (e.kind === 'report-bad' ? [e.child, e.type, e.code] : e.kind))).toEqual([
+      ['children.0', 'read', 'EIO'],
+      ['children.1', 'read', 'ENOMEM'],
+      ['children.2', 'read', 'ENOMEM'],
+    ]);
   });
 });
 
@@ -162,6 +203,6 @@ describe('close', () => {
     await q.close();
     expect(b.map((d) => d.state)).toEqual(['open', 'open']);
     await expect(q.read(0, 1)).rejects.toMatchObject({ code: 'ESHUTDOWN' });
-    expect(() => q.addChild(new MemoryDriver({ size: 512 }))).toThrow(expect.objectContaining({ code: 'ESHUTDOWN' }));
+    await expect(q.addChild(new MemoryDriver({ size: 512 }))).rejects.toMatchObject({ code: 'ESHUTDOWN' });
   });
 });

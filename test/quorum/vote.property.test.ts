@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { quorumVote, type ChildOutcome, type VoteInput } from '../../src/quorum/vote.js';
-import { childOutcomeSpecArb, outcomeOf, quorumCaseArb, voteInputOf } from '../../src/testing/quorum.js';
+import { caseBytes, childOutcomeSpecArb, corruptedCopy, outcomeOf, quorumCaseArb, voteInputOf } from '../../src/testing/quorum.js';
 import { BLOCK_ERROR_CODES } from '../../src/errors.js';
 import { hex, modelCompletion, modelFifoRead, modelQuorumRead, type ModelExpectation } from './model.js';
 
@@ -19,6 +19,7 @@ function asModel(r: ReturnType<typeof quorumVote>, outcomes: readonly ChildOutco
     if (o.ok && o.data !== undefined) out.dataHex = hex(o.data);
   }
   if (r.mismatchOffset !== undefined) out.mismatchAt = r.mismatchOffset;
+  if (r.ambiguous !== undefined) out.ambiguous = r.ambiguous;
   return out;
 }
 
@@ -123,6 +124,44 @@ describe('testing arbitraries', () => {
         return hex(a.data!) !== hex(good) && hex(a.data!) !== hex(b.data!);
       }),
     );
+  });
+
+  it('build maxBad in rather than filtering: even when every drawn outcome is bad, cases come out', () => {
+    // With a filter, 7 always-bad children and maxBad 2 could never be generated at all.
+    const seen = new Set<number>();
+    fc.assert(
+      fc.property(quorumCaseArb({ children: 7, maxBad: 2, weights: { good: 0 } }), (c) => {
+        const bad = c.specs.filter((s) => s.kind !== 'good').length;
+        expect(bad).toBe(2);
+        c.specs.forEach((s, i) => s.kind !== 'good' && seen.add(i));
+      }),
+      { numRuns: 200 },
+    );
+    // The bad children are spread over every position, not stuck at the first ones.
+    expect([...seen].sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    fc.assert(fc.property(quorumCaseArb({ children: 7, maxBad: 0 }), (c) => c.specs.every((s) => s.kind === 'good')), { numRuns: 100 });
+  });
+
+  it('corrupt a random non-empty sub-range per variant, so mismatches are found anywhere', () => {
+    const offsets = new Set<number>();
+    fc.assert(
+      fc.property(quorumCaseArb({ children: 2, length: { min: 8, max: 32 }, weights: { good: 1, corrupt: 1, error: 0 } }), (c) => {
+        c.corruptions.forEach((r, variant) => {
+          expect(r.start).toBeGreaterThanOrEqual(0);
+          expect(r.end).toBeGreaterThan(r.start);
+          expect(r.end).toBeLessThanOrEqual(c.good.length);
+          const bytes = corruptedCopy(c.good, variant, r);
+          // Exactly the range differs from the good bytes.
+          bytes.forEach((b, i) => expect(b !== c.good[i]).toBe(i >= r.start && i < r.end));
+        });
+        const [a, b] = [caseBytes(c, 0), caseBytes(c, 1)];
+        const r = quorumVote({ threshold: 2, blkverify: true, outcomes: [{ ok: true, data: a }, { ok: true, data: b }] });
+        if (r.mismatchOffset !== undefined) offsets.add(r.mismatchOffset);
+      }),
+      { numRuns: 300 },
+    );
+    expect([...offsets].some((o) => o > 0)).toBe(true);
+    expect(offsets.size).toBeGreaterThan(5);
   });
 
   it('respect maxBad, fixed sizes and disabled errors', () => {
