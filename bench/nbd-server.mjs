@@ -31,7 +31,8 @@ if (process.argv[2] === '--serve') {
 }
 
 async function serve(port, size) {
-  const { NbdServer, MemoryDriver } = await import('../dist/index.js');
+  // BLOCKGRAPH_DIST points at another build (a private copy while others rebuild dist/).
+  const { NbdServer, MemoryDriver } = await import(process.env.BLOCKGRAPH_DIST ?? '../dist/index.js');
   const server = new NbdServer();
   server.addExport('', new MemoryDriver({ size }));
   await server.listen({ port, host: '127.0.0.1' });

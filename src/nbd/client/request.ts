@@ -11,6 +11,16 @@ import type { BlockExtent } from '../../types.js';
 import { BaseAllocation, Cmd, Err, nameOf, type ReplyChunk, type ReplyExtent } from '../protocol/index.js';
 import { ReadCoverage } from './read-coverage.js';
 
+const OP_NAMES: Readonly<Record<number, string>> = {
+  [Cmd.READ]: 'read',
+  [Cmd.WRITE]: 'write',
+  [Cmd.FLUSH]: 'flush',
+  [Cmd.TRIM]: 'discard',
+  [Cmd.CACHE]: 'cache',
+  [Cmd.WRITE_ZEROES]: 'writeZeroes',
+  [Cmd.BLOCK_STATUS]: 'blockStatus',
+};
+
 /** What settles a request. */
 export interface RequestCallbacks {
   resolve(extents: BlockExtent[] | undefined): void;
@@ -71,9 +81,9 @@ export class NbdRequest {
     return this.#settled;
   }
 
-  /** Name of the command, for messages. */
+  /** The BlockDriver operation this request serves (`read`, `discard`, …), for errors and messages. */
   get op(): string {
-    return nameOf(Cmd, this.command);
+    return OP_NAMES[this.command] ?? nameOf(Cmd, this.command);
   }
 
   /** Forgets what a previous attempt received. */

@@ -58,9 +58,14 @@ export class NbdConnection implements ExportUser {
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
 
-  readonly #onData = (chunk: Buffer): void => {
+  /** Received bytes are views of a buffer reused by the next read (see socket-reader.ts). */
+  readonly #volatile: ArrayBufferLike | undefined;
+
+  /** Takes received bytes (the socket's 'data' events, or an `onread` callback). */
+  readonly feed = (chunk: Buffer): void => {
     if (this.#phase === TRANSMISSION) this.#transmission!.push(chunk);
-    else if (this.#phase === NEGOTIATING) this.#negotiationData(chunk);
+    // The option parser queues what it is given: a reused read buffer must be copied first.
+    else if (this.#phase === NEGOTIATING) this.#negotiationData(this.#volatile === undefined ? chunk : Buffer.from(chunk));
   };
   readonly #onEnd = (): void => {
     if (this.#phase === TRANSMISSION) this.#transmission!.endOfInput();
@@ -74,8 +79,13 @@ export class NbdConnection implements ExportUser {
   };
   readonly #onClose = (): void => this.#finalize();
 
-  constructor(socket: Socket, id: number, host: ConnectionHost) {
+  /**
+   * `readBuffer`: when given, `socket` reads into that shared buffer and its owner passes each
+   * read to `feed` (nothing arrives as 'data' events).
+   */
+  constructor(socket: Socket, id: number, host: ConnectionHost, readBuffer?: Buffer) {
     this.id = id;
+    this.#volatile = readBuffer?.buffer;
     this.#raw = socket;
     this.#socket = socket;
     this.#host = host;
@@ -206,6 +216,11 @@ export class NbdConnection implements ExportUser {
     this.#detach(raw);
     // The raw socket may still report errors once TLS owns it; they must not go unhandled.
     raw.on('error', () => {});
+    // Our listeners are off the raw socket now: a close during the handshake must still end us.
+    raw.once('close', () => {
+      if (this.#phase === UPGRADING) this.#fail(new BlockError('EIO', 'connection closed during the TLS handshake'));
+      else if (this.#phase === ENDING) this.#finalize();
+    });
     const upgrade = (): void => {
       upgradeToTls(raw, tls.serverOptions).then(
         (secure: TLSSocket) => {
@@ -227,8 +242,8 @@ export class NbdConnection implements ExportUser {
         (err: unknown) => this.#fail(err),
       );
     };
-    if (raw.writableLength === 0) upgrade();
-    else raw.once('drain', upgrade);
+    // An empty write completes after everything before it: the ACK is on the wire by then.
+    raw.write(Buffer.alloc(0), (err) => (err ? this.#fail(err) : upgrade()));
   }
 
   #enterTransmission(session: SessionParams): void {
@@ -242,7 +257,7 @@ export class NbdConnection implements ExportUser {
     this.#entry = session.entry;
     session.entry.users.add(this);
     this.#phase = TRANSMISSION;
-    this.#transmission = new Transmission(this.#socket, session, this.#host.options, this.#host.pool, this.id, {
+    this.#transmission = new Transmission(this.#socket, session, this.#host.options, this.#host.pool, this.id, this.#volatile, {
       fatal: (err) => this.#fail(err),
       finished: () => this.#endGracefully(),
     });
@@ -253,14 +268,14 @@ export class NbdConnection implements ExportUser {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   #attach(s: Duplex): void {
-    s.on('data', this.#onData);
+    s.on('data', this.feed);
     s.on('end', this.#onEnd);
     s.on('error', this.#onError);
     s.on('close', this.#onClose);
   }
 
   #detach(s: Duplex): void {
-    s.off('data', this.#onData);
+    s.off('data', this.feed);
     s.off('end', this.#onEnd);
     s.off('error', this.#onError);
     s.off('close', this.#onClose);

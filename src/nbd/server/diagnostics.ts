@@ -25,3 +25,13 @@ export const negotiatedChannel = channel(NBD_SERVER_CHANNELS.negotiated);
 export const requestChannel = channel(NBD_SERVER_CHANNELS.request);
 export const disconnectChannel = channel(NBD_SERVER_CHANNELS.disconnect);
 export const errorChannel = channel(NBD_SERVER_CHANNELS.error);
+
+/** Publishes one finished request (callers check `requestChannel.hasSubscribers` first). */
+export function publishRequest(
+  connectionId: number,
+  exportName: string,
+  req: { readonly type: number; readonly offset: number; readonly length: number },
+  error: number,
+): void {
+  requestChannel.publish({ connectionId, export: exportName, command: req.type, offset: req.offset, length: req.length, error });
+}

@@ -5,6 +5,7 @@
  */
 import { BlockDriver } from '../../driver.js';
 import { BlockError } from '../../errors.js';
+import { Cmd } from '../protocol/constants.js';
 
 /** Options of `NbdServer.addExport`. */
 export interface NbdExportOptions {
@@ -34,6 +35,17 @@ export interface NbdExportStats {
   bytesRead: number;
   /** Payload bytes received from clients by WRITE. */
   bytesWritten: number;
+}
+
+/** Counts a request under its command (the caller counts `requests` and `errors`). */
+export function countCommand(stats: NbdExportStats, type: number): void {
+  if (type === Cmd.READ) stats.reads++;
+  else if (type === Cmd.WRITE) stats.writes++;
+  else if (type === Cmd.FLUSH) stats.flushes++;
+  else if (type === Cmd.TRIM) stats.trims++;
+  else if (type === Cmd.WRITE_ZEROES) stats.writeZeroes++;
+  else if (type === Cmd.CACHE) stats.caches++;
+  else if (type === Cmd.BLOCK_STATUS) stats.blockStatus++;
 }
 
 /** What the registry needs of a connection to drop it. */

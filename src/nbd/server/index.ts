@@ -5,8 +5,6 @@
 export { NbdServer, type NbdExportInfo, type NbdListenOptions, type NbdServerCloseOptions } from './server.js';
 export type { NbdExportOptions, NbdExportRemoveMode, NbdExportStats } from './export-registry.js';
 export type { NbdConnectionInfo, NbdServerEvents, NbdServerOptions } from './options.js';
-export { DEFAULT_MAX_PAYLOAD } from './options.js';
-export { loadPskFile, parsePskFile, type NbdServerTlsOptions, type PskKeys } from './tls.js';
+export { loadNbdPskFile, parseNbdPskFile, type NbdServerTlsOptions, type NbdPskKeys } from './tls.js';
 export { LISTEN_FDS_START, socketActivationFds, type SocketActivationOptions } from './socket-activation.js';
 export { NBD_SERVER_CHANNELS } from './diagnostics.js';
-export { transmissionFlags, blockSizes, type BlockSizes } from './export-flags.js';

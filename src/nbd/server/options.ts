@@ -14,7 +14,8 @@ export interface NbdServerOptions {
   /** TLS credentials and mode; without it the server is NOTLS and answers STARTTLS with ERR_POLICY. */
   readonly tls?: NbdServerTlsOptions;
   /**
-   * Largest READ or WRITE payload accepted, in bytes (default 32 MiB, like qemu-nbd). Advertised as
+   * Largest READ or WRITE payload accepted, in bytes (64 KiB to 2 GiB; default 32 MiB, like
+   * qemu-nbd). Advertised as
    * the maximum block size; bigger READs get EINVAL, and a bigger WRITE payload is read and
    * dropped before its EINVAL. TRIM, WRITE_ZEROES and BLOCK_STATUS carry no payload and are not
    * limited by it.
@@ -57,8 +58,10 @@ export const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
 
 export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions {
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
-  if (!Number.isSafeInteger(maxPayload) || maxPayload < 65536 || maxPayload > 0xffffffff) {
-    throw new RangeError(`maxPayload must be an integer from 65536 to 2^32-1, got ${maxPayload}`);
+  // A READ reply's data chunk carries 8 bytes of offset besides the data in a 32-bit length, and
+  // nobody needs more than 2 GiB in one request: cap there.
+  if (!Number.isSafeInteger(maxPayload) || maxPayload < 65536 || maxPayload > 2 ** 31) {
+    throw new RangeError(`maxPayload must be an integer from 65536 to 2^31, got ${maxPayload}`);
   }
   const maxInFlight = options.maxInFlight ?? 64;
   if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`maxInFlight must be a positive integer, got ${maxInFlight}`);

@@ -3,7 +3,7 @@
  * ranges past the export, misalignment, oversized payloads and writes to read-only exports get the
  * error the NBD spec names, and the driver is never called for them.
  */
-import { BlockError, type BlockErrorCode } from '../../errors.js';
+import type { BlockErrorCode } from '../../errors.js';
 import { Cmd, CmdFlag, TransmissionFlag, type NbdRequest } from '../protocol/index.js';
 
 /** What a request is checked against: the export as negotiated. */
@@ -88,9 +88,4 @@ export function checkRequest(req: NbdRequest, ctx: RequestContext): RequestRefus
     if (length === 0) return refuse('EINVAL', 'block status of an empty range');
   }
   return undefined;
-}
-
-/** A BlockError for a refusal, as the driver would have raised it. */
-export function refusalError(refusal: RequestRefusal): BlockError {
-  return new BlockError(refusal.code, refusal.message);
 }

@@ -11,6 +11,7 @@ import type { BlockDriver } from '../../driver.js';
 import { BlockError } from '../../errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { NbdConnection, type ConnectionHost } from './connection.js';
+import { adoptSocket, SHARED_READ_BUFFER_SIZE } from './socket-reader.js';
 import { connectionChannel, disconnectChannel, errorChannel, negotiatedChannel } from './diagnostics.js';
 import {
   ExportRegistry,
@@ -45,6 +46,7 @@ export interface NbdServerCloseOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Typed event methods of {@link NbdServer} (see {@link NbdServerEvents}). */
 export interface NbdServer {
   on<K extends keyof NbdServerEvents>(event: K, listener: (...args: NbdServerEvents[K]) => void): this;
   once<K extends keyof NbdServerEvents>(event: K, listener: (...args: NbdServerEvents[K]) => void): this;
@@ -67,6 +69,8 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
   readonly #tlsServerOptions: TlsOptions | undefined;
   readonly #listeners: Server[] = [];
   readonly #connections = new Set<NbdConnection>();
+  /** Every plain connection reads into this one buffer (see socket-reader.ts). */
+  readonly #readBuffer = Buffer.allocUnsafeSlow(SHARED_READ_BUFFER_SIZE);
   readonly #host: ConnectionHost;
   #nextId = 1;
   #closing: Promise<void> | undefined;
@@ -143,7 +147,8 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
    */
   listen(options: NbdListenOptions = {}): Promise<AddressInfo | string> {
     if (this.#closing !== undefined) return Promise.reject(new BlockError('ESHUTDOWN', 'NbdServer is closed'));
-    const listener = createServer({ allowHalfOpen: true }, (socket) => this.handleSocket(socket));
+    // pauseOnConnect: an accepted socket must not read before `#accept` chose how it reads.
+    const listener = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => this.#accept(socket));
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
         listener.close();
@@ -174,16 +179,39 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
    * socket-activated connection). The server takes ownership of it.
    */
   handleSocket(socket: Socket): void {
+    this.#serve(socket, undefined);
+    socket.resume();
+  }
+
+  /**
+   * A socket from one of our listeners. Without TLS (whose upgrade needs an ordinary socket) it
+   * is moved onto the shared read buffer when Node allows it.
+   */
+  #accept(raw: Socket): void {
+    if (this.#closing === undefined && this.#tlsServerOptions === undefined) {
+      let connection: NbdConnection | undefined;
+      const adopted = adoptSocket(raw, this.#readBuffer, (chunk) => connection?.feed(chunk));
+      if (adopted !== undefined) {
+        connection = this.#serve(adopted, this.#readBuffer);
+        adopted.resume();
+        return;
+      }
+    }
+    this.handleSocket(raw);
+  }
+
+  #serve(socket: Socket, readBuffer: Buffer | undefined): NbdConnection | undefined {
     if (this.#closing !== undefined) {
       socket.destroy();
-      return;
+      return undefined;
     }
-    const connection = new NbdConnection(socket, this.#nextId++, this.#host);
+    const connection = new NbdConnection(socket, this.#nextId++, this.#host, readBuffer);
     this.#connections.add(connection);
     const info = connection.info;
     if (connectionChannel.hasSubscribers) connectionChannel.publish({ server: this, connectionId: info.id, remoteAddress: info.remoteAddress });
     this.emit('connection', info);
     connection.start();
+    return connection;
   }
 
   /** Connections currently open (negotiating or in transmission). */

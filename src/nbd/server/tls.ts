@@ -10,7 +10,7 @@ import * as tls from 'node:tls';
 import { BlockError } from '../../errors.js';
 
 /** Pre-shared keys by identity (user name). */
-export type PskKeys = ReadonlyMap<string, Uint8Array>;
+export type NbdPskKeys = ReadonlyMap<string, Uint8Array>;
 
 /** TLS settings of an {@link NbdServer}. Give x509 material, PSK keys, or both. */
 export interface NbdServerTlsOptions {
@@ -27,8 +27,8 @@ export interface NbdServerTlsOptions {
   readonly ca?: string | Uint8Array | readonly (string | Uint8Array)[];
   /** Require a client certificate signed by `ca` (qemu's `verify-peer=on`). Default false. */
   readonly verifyClient?: boolean;
-  /** Pre-shared keys by identity; see {@link parsePskFile}. */
-  readonly psk?: PskKeys;
+  /** Pre-shared keys by identity; see {@link parseNbdPskFile}. */
+  readonly psk?: NbdPskKeys;
   /** How long a TLS handshake may take before the connection is dropped (default 10 s). */
   readonly handshakeTimeoutMs?: number;
   /** Extra `tls.createServer` options (cipher lists, protocol versions…); applied last. */
@@ -36,7 +36,7 @@ export interface NbdServerTlsOptions {
 }
 
 /** Parses a PSK keys file: one `identity:hexkey` per line, as qemu and nbdkit read them. */
-export function parsePskFile(text: string): Map<string, Uint8Array> {
+export function parseNbdPskFile(text: string): Map<string, Uint8Array> {
   const keys = new Map<string, Uint8Array>();
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -53,8 +53,8 @@ export function parsePskFile(text: string): Map<string, Uint8Array> {
 }
 
 /** Reads and parses a PSK keys file. */
-export async function loadPskFile(path: string): Promise<Map<string, Uint8Array>> {
-  return parsePskFile(await readFile(path, 'utf8'));
+export async function loadNbdPskFile(path: string): Promise<Map<string, Uint8Array>> {
+  return parseNbdPskFile(await readFile(path, 'utf8'));
 }
 
 /** Checks that TLS options can serve at least one kind of credential. */

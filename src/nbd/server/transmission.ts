@@ -19,19 +19,19 @@ import {
   ReplyFlag,
   RequestParser,
   encodeBlockStatusChunk,
-  encodeErrorChunk,
-  encodeHoleChunk,
   encodeNoneChunk,
   writeOffsetDataHeader,
   writeSimpleReply,
   type NbdRequest,
 } from '../protocol/index.js';
-import { requestChannel } from './diagnostics.js';
+import { publishRequest, requestChannel } from './diagnostics.js';
 import type { BufferPool } from './buffer-pool.js';
-import type { ExportEntry, NbdExportStats } from './export-registry.js';
+import { countCommand, type ExportEntry, type NbdExportStats } from './export-registry.js';
 import type { SessionParams } from './negotiation.js';
 import type { ResolvedServerOptions } from './options.js';
 import { planSparseRead, statusExtents } from './reply-chunks.js';
+import { ReplyWriter } from './reply-writer.js';
+import { HoleProbe, readPieces } from './sparse-read.js';
 import { checkRequest, type RequestContext } from './request-checks.js';
 
 /** What the transmission reports to its connection. */
@@ -50,10 +50,10 @@ const SHUTDOWN = 2;
 const SPARSE_READ_MIN = 64 * 1024;
 /** Zero runs shorter than this travel as data inside a sparse READ reply. */
 const MIN_HOLE = 4096;
+/** Replies queued behind a full socket before reading stops (see `ReplyWriter.backlog`). */
+const MAX_REPLY_BACKLOG = 1024;
 /** Extents per BLOCK_STATUS chunk without REQ_ONE. */
 const MAX_STATUS_EXTENTS = 4096;
-/** Error messages are cut to this many characters; qemu drops long non-data chunks. */
-const MAX_MESSAGE = 200;
 
 const NO_OPTIONS: IoOptions = Object.freeze({});
 const FUA_OPTIONS = Object.freeze({ fua: true });
@@ -73,19 +73,21 @@ export class Transmission {
   readonly #connectionId: number;
   readonly #parser: RequestParser;
   readonly #pool: BufferPool;
+  /** Memory of the shared read buffer: WRITE payloads viewing it must be copied out at once. */
+  readonly #volatile: ArrayBufferLike | undefined;
   readonly #pending: NbdRequest[] = [];
   #pendingHead = 0;
   #inFlight = 0;
   #inFlightBytes = 0;
   #stopping = NONE;
+  readonly #holes = new HoleProbe();
   #paused = false;
-  #corked = false;
   #dead = false;
-  readonly #uncork = (): void => {
-    this.#corked = false;
-    if (!this.#dead) this.#socket.uncork();
+  readonly #replies: ReplyWriter;
+  readonly #onDrain = (): void => {
+    this.#replies.drained();
+    this.#pump();
   };
-  readonly #onDrain = (): void => this.#pump();
 
   constructor(
     socket: Duplex,
@@ -93,10 +95,13 @@ export class Transmission {
     options: ResolvedServerOptions,
     pool: BufferPool,
     connectionId: number,
+    volatile: ArrayBufferLike | undefined,
     hooks: TransmissionHooks,
   ) {
     this.#socket = socket;
+    this.#volatile = volatile;
     this.#pool = pool;
+    this.#replies = new ReplyWriter(socket, pool, session.structured, session.extended);
     this.#entry = session.entry;
     this.#driver = session.entry.driver;
     this.#stats = session.entry.stats;
@@ -125,11 +130,6 @@ export class Transmission {
       allocatePayload: (length) => pool.take(length),
     });
     socket.on('drain', this.#onDrain);
-  }
-
-  /** Requests running in the driver. */
-  get inFlight(): number {
-    return this.#inFlight;
   }
 
   /** Feeds received bytes (the socket's 'data' events, and what negotiation read ahead). */
@@ -168,6 +168,7 @@ export class Transmission {
   /** The connection is gone: late completions are dropped. */
   kill(): void {
     this.#dead = true;
+    this.#replies.kill();
     this.#socket.off('drain', this.#onDrain);
     this.#pending.length = 0;
     this.#pendingHead = 0;
@@ -176,6 +177,14 @@ export class Transmission {
   // ---- intake -------------------------------------------------------------------------------
 
   #onRequest(req: NbdRequest): void {
+    const payload = req.payload;
+    if (payload !== undefined && payload.buffer === this.#volatile && payload.length > 0) {
+      // The parser hands out a view when the payload came whole in one read; the next read
+      // overwrites it. (Its request object is ours to adjust: the parser made it for us.)
+      const copy = this.#pool.take(payload.length).subarray(0, payload.length);
+      payload.copy(copy);
+      (req as { payload: Buffer | undefined }).payload = copy;
+    }
     if (this.#stopping !== NONE) {
       // Nothing may follow DISC; after shutdown began, late requests are refused.
       if (this.#stopping === SHUTDOWN && req.type !== Cmd.DISC) this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
@@ -200,6 +209,7 @@ export class Transmission {
   }
 
   #canStart(req: NbdRequest): boolean {
+    if (this.#replies.backlog >= MAX_REPLY_BACKLOG) return false;
     if (this.#inFlight === 0) return true;
     if (this.#inFlight >= this.#options.maxInFlight) return false;
     const held = this.#inFlightBytes + this.#socket.writableLength + this.#cost(req);
@@ -217,7 +227,12 @@ export class Transmission {
     }
     this.#pending.length = 0;
     this.#pendingHead = 0;
-    if (this.#stopping === NONE && this.#paused && this.#socket.writableLength <= this.#options.maxQueuedReplyBytes) {
+    if (
+      this.#stopping === NONE &&
+      this.#paused &&
+      this.#replies.backlog < MAX_REPLY_BACKLOG &&
+      this.#socket.writableLength <= this.#options.maxQueuedReplyBytes
+    ) {
       this.#paused = false;
       this.#socket.resume();
     }
@@ -235,9 +250,9 @@ export class Transmission {
   #start(req: NbdRequest): void {
     const stats = this.#stats;
     stats.requests++;
+    countCommand(stats, req.type);
     const refusal = checkRequest(req, this.#ctx);
     if (refusal !== undefined) {
-      this.#countCommand(req.type);
       this.#refuse(req, refusal.code, refusal.message);
       return;
     }
@@ -246,25 +261,20 @@ export class Transmission {
     const fua = (flags & CmdFlag.FUA) !== 0 ? FUA_OPTIONS : NO_OPTIONS;
     switch (req.type) {
       case Cmd.READ:
-        stats.reads++;
         this.#read(req);
         return;
       case Cmd.WRITE:
-        stats.writes++;
         if (length === 0) return this.#replyOk(req);
         this.#track(req, d.write(offset, req.payload!, fua), length);
         return;
       case Cmd.FLUSH:
-        stats.flushes++;
         this.#track(req, d.flush(), 0);
         return;
       case Cmd.TRIM:
-        stats.trims++;
         if (length === 0) return this.#replyOk(req);
         this.#track(req, d.discard(offset, length, fua), 0);
         return;
       case Cmd.WRITE_ZEROES: {
-        stats.writeZeroes++;
         if (length === 0) return this.#replyOk(req);
         const options = {
           fua: (flags & CmdFlag.FUA) !== 0,
@@ -275,26 +285,13 @@ export class Transmission {
         return;
       }
       case Cmd.CACHE:
-        stats.caches++;
         if (length === 0) return this.#replyOk(req);
         this.#track(req, d.cache(offset, length), 0);
         return;
       case Cmd.BLOCK_STATUS:
-        stats.blockStatus++;
         this.#blockStatus(req);
         return;
     }
-  }
-
-  #countCommand(type: number): void {
-    const s = this.#stats;
-    if (type === Cmd.READ) s.reads++;
-    else if (type === Cmd.WRITE) s.writes++;
-    else if (type === Cmd.FLUSH) s.flushes++;
-    else if (type === Cmd.TRIM) s.trims++;
-    else if (type === Cmd.WRITE_ZEROES) s.writeZeroes++;
-    else if (type === Cmd.CACHE) s.caches++;
-    else if (type === Cmd.BLOCK_STATUS) s.blockStatus++;
   }
 
   /** Runs a request whose success reply carries no data. */
@@ -344,7 +341,8 @@ export class Transmission {
       this.#options.sparseReads &&
       length >= SPARSE_READ_MIN &&
       (req.flags & CmdFlag.DF) === 0 &&
-      this.#driver.capabilities.canBlockStatus;
+      this.#driver.capabilities.canBlockStatus &&
+      this.#holes.shouldProbe();
     this.#begin(length);
     if (sparse) {
       this.#driver.blockStatus(req.offset, length).then(
@@ -366,7 +364,7 @@ export class Transmission {
         if (this.#structured) writeOffsetDataHeader(buf, 0, this.#extended, req, ReplyFlag.DONE, offset, length);
         else writeSimpleReply(buf, 0, req, 0);
         this.#stats.bytesRead += length;
-        this.#sendPooled(buf);
+        this.#replies.sendPooled(buf);
         this.#published(req, 0);
         this.#end(length);
       },
@@ -378,35 +376,21 @@ export class Transmission {
     );
   }
 
-  /** A READ reply of data chunks and hole chunks; sent only once every data piece is read. */
+  /** A READ reply of data and hole chunks, sent once every data piece is read. */
   #readPlanned(req: NbdRequest, extents: BlockExtent[]): void {
     const plan = planSparseRead(extents, req.offset, req.length, MIN_HOLE);
+    this.#holes.found(plan !== undefined);
     if (plan === undefined) return this.#readWhole(req);
-    const ext = this.#extended;
-    const head = (ext ? Limits.EXTENDED_REPLY_SIZE : Limits.STRUCTURED_REPLY_SIZE) + 8;
-    const buffers: Buffer[] = [];
-    const reads: Promise<void>[] = [];
-    for (const piece of plan) {
-      if (piece.hole) {
-        buffers.push(encodeHoleChunk(ext, req, 0, piece.offset, piece.length));
-      } else {
-        const buf = this.#pool.take(head + piece.length).subarray(0, head + piece.length);
-        writeOffsetDataHeader(buf, 0, ext, req, 0, piece.offset, piece.length);
-        buffers.push(buf);
-        reads.push(this.#driver.readInto(piece.offset, buf.subarray(head), NO_OPTIONS));
-      }
-    }
-    Promise.all(reads).then(
-      () => {
-        for (const b of buffers) this.#sendPooled(b);
+    readPieces(this.#driver, this.#pool, this.#extended, req, plan).then(
+      (buffers) => {
+        for (const b of buffers) this.#replies.sendPooled(b);
         // Everything is read, so no error can follow: a NONE chunk closes the reply.
-        this.#send(encodeNoneChunk(ext, req));
+        this.#replies.send(encodeNoneChunk(this.#extended, req));
         this.#stats.bytesRead += req.length;
         this.#published(req, 0);
         this.#end(req.length);
       },
       (err: unknown) => {
-        for (const b of buffers) this.#pool.give(b);
         this.#fail(req, err);
         this.#end(req.length);
       },
@@ -421,7 +405,7 @@ export class Transmission {
       (extents) => {
         const one = (req.flags & CmdFlag.REQ_ONE) !== 0;
         const list = statusExtents(extents, req.offset, req.length, this.#ctx.minBlockSize, one ? 1 : MAX_STATUS_EXTENTS, this.#extended);
-        this.#send(encodeBlockStatusChunk(this.#extended, req, ReplyFlag.DONE, this.#allocationContext, list));
+        this.#replies.send(encodeBlockStatusChunk(this.#extended, req, ReplyFlag.DONE, this.#allocationContext, list));
         this.#published(req, 0);
         this.#end(0);
       },
@@ -435,13 +419,7 @@ export class Transmission {
   // ---- replies ------------------------------------------------------------------------------
 
   #replyOk(req: NbdRequest): void {
-    if (this.#extended) this.#send(encodeNoneChunk(true, req));
-    else if (this.#structured && req.type === Cmd.READ) this.#send(encodeNoneChunk(false, req));
-    else {
-      const buf = Buffer.allocUnsafe(Limits.SIMPLE_REPLY_SIZE);
-      writeSimpleReply(buf, 0, req, 0);
-      this.#send(buf);
-    }
+    this.#replies.ok(req);
     this.#published(req, 0);
   }
 
@@ -454,57 +432,11 @@ export class Transmission {
   #refuse(req: NbdRequest, code: BlockErrorCode, message: string): void {
     this.#stats.errors++;
     const value = nbdErrorValue(code);
-    if (this.#structured) {
-      this.#send(encodeErrorChunk(this.#extended, req, ReplyFlag.DONE, value, cleanMessage(message)));
-    } else {
-      const buf = Buffer.allocUnsafe(Limits.SIMPLE_REPLY_SIZE);
-      writeSimpleReply(buf, 0, req, value);
-      this.#send(buf);
-    }
+    this.#replies.error(req, value, message);
     this.#published(req, value);
   }
 
   #published(req: NbdRequest, error: number): void {
-    if (requestChannel.hasSubscribers) {
-      requestChannel.publish({
-        connectionId: this.#connectionId,
-        export: this.#entry.name,
-        command: req.type,
-        offset: req.offset,
-        length: req.length,
-        error,
-      });
-    }
+    if (requestChannel.hasSubscribers) publishRequest(this.#connectionId, this.#entry.name, req, error);
   }
-
-  /** Queues reply bytes; everything sent in one event-loop turn leaves in one corked write. */
-  #send(buf: Buffer): void {
-    if (this.#dead || this.#socket.writableEnded) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(this.#uncork);
-    }
-    this.#socket.write(buf);
-  }
-
-  /** Like `#send`, for a buffer from the pool: it goes back once the socket is done with it. */
-  #sendPooled(buf: Buffer): void {
-    if (this.#dead || this.#socket.writableEnded) {
-      this.#pool.give(buf);
-      return;
-    }
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(this.#uncork);
-    }
-    this.#socket.write(buf, () => this.#pool.give(buf));
-  }
-}
-
-/** Error messages: short, no NUL, valid for an NBD string. */
-function cleanMessage(message: string): string {
-  const text = message.replaceAll('\0', ' ');
-  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
 }

@@ -3,10 +3,19 @@
  * foreground (or, for nbd-server, with a PID file) on a loopback endpoint and stopped by PID.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { freePort, sleep, tmpDir } from '../../helpers/peers.js';
+
+/** The process exists and is not a zombie waiting to be reaped. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** A running server. */
 export interface RunningServer {
@@ -16,6 +25,10 @@ export interface RunningServer {
   stop(): Promise<void>;
   /** Starts the same server again on the same endpoint. */
   restart(): Promise<void>;
+  /** Kills the server with SIGKILL: a crash, with no chance to finish anything. */
+  crash(): Promise<void>;
+  /** Sends SIGTERM and waits (up to 10 s) for the server to exit on its own terms. */
+  terminate(): Promise<void>;
 }
 
 /** Polls until something accepts connections on the endpoint (bounded). */
@@ -36,11 +49,11 @@ export async function waitForEndpoint(endpoint: { path: string } | { port: numbe
   }
 }
 
-async function kill(child: ChildProcess | undefined): Promise<void> {
+async function kill(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 3000): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
 }
@@ -63,6 +76,8 @@ class ForegroundServer implements RunningServer {
 
   async restart(): Promise<void> {
     await this.stop();
+    // A killed server leaves its socket file behind; a restart script removes it first.
+    if ('path' in this.#endpoint) rmSync(this.#endpoint.path, { force: true });
     const child = spawn(this.#cmd, this.#args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.#child = child;
     this.#stderr = '';
@@ -78,6 +93,18 @@ class ForegroundServer implements RunningServer {
     const child = this.#child;
     this.#child = undefined;
     await kill(child);
+  }
+
+  async crash(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    await kill(child, 'SIGKILL');
+  }
+
+  async terminate(): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    await kill(child, 'SIGTERM', 10_000);
   }
 }
 
@@ -117,28 +144,18 @@ export async function startNbdServer(file: string, exportName = 'disk', dir = tm
       `listenaddr = 127.0.0.1\nport = ${port}\nallowlist = true\n\n[${exportName}]\nexportname = ${file}\nflush = true\nfua = true\ntrim = true\n`,
   );
   let pid: number | undefined;
+  // nbd-server takes over a second to act on SIGTERM; tests do not need its goodbye, so it is
+  // killed outright (the per-client children exit when their client disconnects).
   const stop = async (): Promise<void> => {
     if (pid === undefined) return;
     const p = pid;
     pid = undefined;
     try {
-      process.kill(p, 'SIGTERM');
+      process.kill(p, 'SIGKILL');
     } catch {
       return;
     }
-    for (let i = 0; i < 150; i++) {
-      try {
-        process.kill(p, 0);
-      } catch {
-        return;
-      }
-      await sleep(20);
-    }
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // gone
-    }
+    for (let i = 0; i < 250 && alive(p); i++) await sleep(10);
   };
   const restart = async (): Promise<void> => {
     await stop();
@@ -148,5 +165,5 @@ export async function startNbdServer(file: string, exportName = 'disk', dir = tm
     pid = Number(readFileSync(pidFile, 'utf8').trim());
   };
   await restart();
-  return { uri: `nbd://127.0.0.1:${port}/${exportName}`, stop, restart, removeDir: dir.remove };
+  return { uri: `nbd://127.0.0.1:${port}/${exportName}`, stop, restart, crash: stop, terminate: stop, removeDir: dir.remove };
 }

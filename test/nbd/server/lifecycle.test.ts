@@ -3,10 +3,10 @@
  * removal, DISC, many clients, events, statistics and diagnostics channels.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
-import { Cmd, encodeInfoOption, Opt, Rep } from '../../../src/nbd/protocol/index.js';
+import { Cmd, encodeInfoOption, encodeRequestHeader, Opt, Rep } from '../../../src/nbd/protocol/index.js';
 import { NBD_SERVER_CHANNELS, NbdServer, type NbdConnectionInfo } from '../../../src/nbd/server/index.js';
 import { sleep } from '../../helpers/peers.js';
 import { startServer, type ServerFixture } from './fixture.js';
@@ -77,6 +77,36 @@ describe('NBD server lifecycle', () => {
       await sleep(5);
     }
     expect((await Promise.all(all)).every((r) => r.error === 0)).toBe(true);
+  });
+
+  it('stops reading a client that does not read its replies, and catches up when it does', async () => {
+    fixture = await startServer({ exports: { '': new MemoryDriver({ size: 1 << 20 }) } });
+    const c = await connect();
+    c.socket.pause();
+    const header = encodeRequestHeader(false, Cmd.CACHE, 0, 0, 1, 0, 512);
+    const burst = Buffer.alloc(header.length * 10_000);
+    for (let i = 0; i < 10_000; i++) header.copy(burst, i * header.length);
+    // Kernel buffers on loopback hold megabytes of replies; keep sending until the server has to
+    // stop reading (the client's own queue then grows), or give up after 3 million requests.
+    let sent = 0;
+    while (sent < 3_000_000 && c.socket.writableLength < 4 << 20) {
+      c.socket.write(burst);
+      sent += 10_000;
+      await sleep(5);
+    }
+    expect(c.socket.writableLength).toBeGreaterThanOrEqual(4 << 20);
+    await sleep(100);
+    const stuck = c.socket.writableLength;
+    await sleep(200);
+    expect(c.socket.writableLength).toBe(stuck);
+    // Reading the replies lets the server go on; every request gets its reply.
+    let replyBytes = 0;
+    c.socket.removeAllListeners('data');
+    c.socket.on('data', (b: Buffer) => (replyBytes += b.length));
+    c.socket.resume();
+    for (let i = 0; i < 400 && replyBytes < sent * 16; i++) await sleep(25);
+    expect(replyBytes).toBe(sent * 16);
+    expect(c.socket.writableLength).toBe(0);
   });
 
   it('close() lets in-flight requests finish, then closes; new clients are refused', async () => {
@@ -215,7 +245,7 @@ describe('NBD server lifecycle', () => {
     expect(fixture.server.exports()).toEqual([expect.objectContaining({ name: 'x', clients: 1, size: 65536, readOnly: false })]);
   });
 
-  it('binds to loopback by default and serves a socket handed to it', async () => {
+  it('binds to loopback by default', async () => {
     const server = new NbdServer();
     try {
       server.addExport('', new MemoryDriver({ size: 4096 }));
@@ -228,6 +258,25 @@ describe('NBD server lifecycle', () => {
       expect((await c.read(0, 8)).error).toBe(0);
     } finally {
       await server.destroy();
+    }
+  });
+
+  it('serves a socket accepted elsewhere (handleSocket), with ordinary reads', async () => {
+    const server = new NbdServer();
+    server.addExport('', new MemoryDriver({ size: 1 << 20 }));
+    const plain = createServer((socket) => server.handleSocket(socket));
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const c = await RawClient.connect((plain.address() as AddressInfo).port);
+      clients.push(c);
+      await c.start();
+      await c.go('', { structured: true });
+      const data = new Uint8Array(300_000).map((_, i) => i % 251);
+      expect((await c.write(5, data)).error).toBe(0);
+      expect(Buffer.from((await c.read(5, data.length)).data).equals(Buffer.from(data))).toBe(true);
+    } finally {
+      await server.destroy();
+      await new Promise<void>((resolve) => plain.close(() => resolve()));
     }
   });
 

@@ -258,6 +258,26 @@ describe('NBD server negotiation', () => {
     await c.closed;
   });
 
+  it('a failed or abandoned TLS handshake ends only that connection, and nothing leaks', async () => {
+    const psk = new Map([['alice', Buffer.alloc(32, 7)]]);
+    const garbage = await client({ tls: { psk, handshakeTimeoutMs: 500 } });
+    await garbage.start();
+    expect((await garbage.option(encodeOption(Opt.STARTTLS))).at(-1)).toEqual({ kind: 'ack', option: Opt.STARTTLS });
+    garbage.socket.write(Buffer.alloc(300, 0x42));
+    await garbage.closed;
+    const quitter = await client();
+    await quitter.start();
+    await quitter.option(encodeOption(Opt.STARTTLS));
+    quitter.socket.end();
+    await quitter.closed;
+    const silent = await client();
+    await silent.start();
+    await silent.option(encodeOption(Opt.STARTTLS));
+    await silent.closed; // handshake timeout
+    for (let i = 0; i < 40 && fixture!.server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(fixture!.server.connectionCount).toBe(0);
+  });
+
   it('drops a client that does not finish negotiating in time', async () => {
     const c = await client({ negotiationTimeoutMs: 200 });
     await c.start();

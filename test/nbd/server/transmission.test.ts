@@ -334,6 +334,21 @@ describe('NBD server transmission', () => {
     expect((await c.request(Cmd.WRITE_ZEROES, 0, 8, { flags: CmdFlag.FAST_ZERO })).error).toBe(ENOTSUP);
   });
 
+  it('keeps WRITE payloads intact for drivers that use them later (reads share one buffer)', async () => {
+    class LateWriter extends MemoryDriver {
+      protected override async _write(offset: number, data: Uint8Array, options: object): Promise<void> {
+        await new Promise((r) => setTimeout(r, 5));
+        return super._write(offset, data, options);
+      }
+    }
+    const c = await open({ exports: { '': new LateWriter({ size: 1 << 20 }) } });
+    // Many small writes pipelined: they arrive whole inside the same reads.
+    const writes = Array.from({ length: 200 }, (_, i) => c.write(i * 1000, new Uint8Array(1000).fill(i % 256)));
+    expect((await Promise.all(writes)).every((r) => r.error === 0)).toBe(true);
+    const back = (await c.read(0, 200_000)).data;
+    for (let i = 0; i < 200; i++) expect(back.subarray(i * 1000, (i + 1) * 1000).every((b) => b === i % 256)).toBe(true);
+  });
+
   it('enforces the driver alignment it advertises', async () => {
     class Aligned extends MemoryDriver {
       override get limits() {
