@@ -50,6 +50,13 @@ const SHUTDOWN = 2;
 const SPARSE_READ_MIN = 64 * 1024;
 /** Zero runs shorter than this travel as data inside a sparse READ reply. */
 const MIN_HOLE = 4096;
+/**
+ * READ data prepared per turn of the event loop. Reads run synchronously up to the copy into the
+ * reply buffer, so eight pipelined 1 MiB reads would all be copied before the first reply could
+ * leave, and client and server would take turns idling; past this budget the next READ waits for
+ * the next turn, and the client consumes one reply while the server prepares the next.
+ */
+const TURN_READ_BUDGET = 512 * 1024;
 /** Replies queued behind a full socket before reading stops (see `ReplyWriter.backlog`). */
 const MAX_REPLY_BACKLOG = 1024;
 /** Extents per BLOCK_STATUS chunk without REQ_ONE. */
@@ -83,6 +90,17 @@ export class Transmission {
   readonly #holes = new HoleProbe();
   #paused = false;
   #dead = false;
+  /** READ bytes started in this turn (see TURN_READ_BUDGET); reset by `#nextTurn`. */
+  #turnBytes = 0;
+  #turnScheduled = false;
+  /** A READ waits for the next turn (not backpressure: the socket keeps being read). */
+  #waitingForTurn = false;
+  readonly #nextTurn = (): void => {
+    this.#turnScheduled = false;
+    this.#turnBytes = 0;
+    this.#waitingForTurn = false;
+    if (this.#pendingHead < this.#pending.length) this.#pump();
+  };
   readonly #replies: ReplyWriter;
   readonly #onDrain = (): void => {
     this.#replies.drained();
@@ -198,7 +216,8 @@ export class Transmission {
     }
     if (this.#pendingHead < this.#pending.length || !this.#canStart(req)) {
       this.#pending.push(req);
-      this.#pause();
+      // Waiting for the next turn needs no pause, unless the queue grows past the in-flight limit.
+      if (!this.#waitingForTurn || this.#pending.length - this.#pendingHead > this.#options.maxInFlight) this.#pause();
       return;
     }
     this.#start(req);
@@ -210,6 +229,10 @@ export class Transmission {
 
   #canStart(req: NbdRequest): boolean {
     if (this.#replies.backlog >= MAX_REPLY_BACKLOG) return false;
+    if (req.type === Cmd.READ && this.#turnBytes >= TURN_READ_BUDGET) {
+      this.#waitingForTurn = true;
+      return false;
+    }
     if (this.#inFlight === 0) return true;
     if (this.#inFlight >= this.#options.maxInFlight) return false;
     const held = this.#inFlightBytes + this.#socket.writableLength + this.#cost(req);
@@ -336,6 +359,11 @@ export class Transmission {
   #read(req: NbdRequest): void {
     const length = req.length;
     if (length === 0) return this.#replyOk(req);
+    this.#turnBytes += length;
+    if (!this.#turnScheduled) {
+      this.#turnScheduled = true;
+      setImmediate(this.#nextTurn);
+    }
     const sparse =
       this.#structured &&
       this.#options.sparseReads &&
