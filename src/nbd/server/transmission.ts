@@ -11,7 +11,7 @@
 import type { Duplex } from 'node:stream';
 import { toBlockError, nbdErrorValue, type BlockErrorCode } from '../../errors.js';
 import type { BlockDriver } from '../../driver.js';
-import type { BlockExtent, IoOptions } from '../../types.js';
+import type { IoOptions } from '../../types.js';
 import {
   Cmd,
   CmdFlag,
@@ -19,9 +19,6 @@ import {
   ReplyFlag,
   RequestParser,
   encodeBlockStatusChunk,
-  encodeNoneChunk,
-  writeOffsetDataHeader,
-  writeSimpleReply,
   type NbdRequest,
 } from '../protocol/index.js';
 import { publishRequest, requestChannel } from './diagnostics.js';
@@ -29,9 +26,9 @@ import type { BufferPool } from './buffer-pool.js';
 import { countCommand, type ExportEntry, type NbdExportStats } from './export-registry.js';
 import type { SessionParams } from './negotiation.js';
 import type { ResolvedServerOptions } from './options.js';
-import { planSparseRead, statusExtents } from './reply-chunks.js';
+import { statusExtents } from './reply-chunks.js';
 import { ReplyWriter } from './reply-writer.js';
-import { HoleProbe, readPieces } from './sparse-read.js';
+import { ReadReplies, type ReadOutcome } from './read-replies.js';
 import { checkRequest, type RequestContext } from './request-checks.js';
 
 /** What the transmission reports to its connection. */
@@ -46,10 +43,6 @@ const NONE = 0;
 const DISC = 1;
 const SHUTDOWN = 2;
 
-/** Reads shorter than this are never split into holes: the chunk overhead would not pay. */
-const SPARSE_READ_MIN = 64 * 1024;
-/** Zero runs shorter than this travel as data inside a sparse READ reply. */
-const MIN_HOLE = 4096;
 /**
  * READ data prepared per turn of the event loop. Reads run synchronously up to the copy into the
  * reply buffer, so eight pipelined 1 MiB reads would all be copied before the first reply could
@@ -66,7 +59,7 @@ const NO_OPTIONS: IoOptions = Object.freeze({});
 const FUA_OPTIONS = Object.freeze({ fua: true });
 
 /** The transmission phase of one connection (see the module comment). */
-export class Transmission {
+export class Transmission implements ReadOutcome {
   readonly #socket: Duplex;
   readonly #driver: BlockDriver;
   readonly #entry: ExportEntry;
@@ -87,7 +80,6 @@ export class Transmission {
   #inFlight = 0;
   #inFlightBytes = 0;
   #stopping = NONE;
-  readonly #holes = new HoleProbe();
   #paused = false;
   #dead = false;
   /** READ bytes started in this turn (see TURN_READ_BUDGET); reset by `#nextTurn`. */
@@ -102,6 +94,7 @@ export class Transmission {
     if (this.#pendingHead < this.#pending.length) this.#pump();
   };
   readonly #replies: ReplyWriter;
+  readonly #reads: ReadReplies;
   readonly #onDrain = (): void => {
     this.#replies.drained();
     this.#pump();
@@ -120,6 +113,7 @@ export class Transmission {
     this.#volatile = volatile;
     this.#pool = pool;
     this.#replies = new ReplyWriter(socket, pool, session.structured, session.extended);
+    this.#reads = new ReadReplies(session.entry.driver, pool, this.#replies, { ...session, sparseReads: options.sparseReads }, this);
     this.#entry = session.entry;
     this.#driver = session.entry.driver;
     this.#stats = session.entry.stats;
@@ -364,65 +358,21 @@ export class Transmission {
       this.#turnScheduled = true;
       setImmediate(this.#nextTurn);
     }
-    const sparse =
-      this.#structured &&
-      this.#options.sparseReads &&
-      length >= SPARSE_READ_MIN &&
-      (req.flags & CmdFlag.DF) === 0 &&
-      this.#driver.capabilities.canBlockStatus &&
-      this.#holes.shouldProbe();
     this.#begin(length);
-    if (sparse) {
-      this.#driver.blockStatus(req.offset, length).then(
-        (extents) => this.#readPlanned(req, extents),
-        () => this.#readWhole(req), // no allocation answer: just read
-      );
-    } else {
-      this.#readWhole(req);
-    }
+    this.#reads.start(req);
   }
 
-  /** One buffer holds the reply header and the data; the driver reads straight into it. */
-  #readWhole(req: NbdRequest): void {
-    const { offset, length } = req;
-    const head = this.#structured ? (this.#extended ? Limits.EXTENDED_REPLY_SIZE : Limits.STRUCTURED_REPLY_SIZE) + 8 : Limits.SIMPLE_REPLY_SIZE;
-    const buf = this.#pool.take(head + length).subarray(0, head + length);
-    this.#driver.readInto(offset, buf.subarray(head), NO_OPTIONS).then(
-      () => {
-        if (this.#structured) writeOffsetDataHeader(buf, 0, this.#extended, req, ReplyFlag.DONE, offset, length);
-        else writeSimpleReply(buf, 0, req, 0);
-        this.#stats.bytesRead += length;
-        this.#replies.sendPooled(buf);
-        this.#published(req, 0);
-        this.#end(length);
-      },
-      (err: unknown) => {
-        this.#pool.give(buf);
-        this.#fail(req, err);
-        this.#end(length);
-      },
-    );
+  /** A READ reply went out (called by ReadReplies). */
+  readSent(req: NbdRequest): void {
+    this.#stats.bytesRead += req.length;
+    this.#published(req, 0);
+    this.#end(req.length);
   }
 
-  /** A READ reply of data and hole chunks, sent once every data piece is read. */
-  #readPlanned(req: NbdRequest, extents: BlockExtent[]): void {
-    const plan = planSparseRead(extents, req.offset, req.length, MIN_HOLE);
-    this.#holes.found(plan !== undefined);
-    if (plan === undefined) return this.#readWhole(req);
-    readPieces(this.#driver, this.#pool, this.#extended, req, plan).then(
-      (buffers) => {
-        for (const b of buffers) this.#replies.sendPooled(b);
-        // Everything is read, so no error can follow: a NONE chunk closes the reply.
-        this.#replies.send(encodeNoneChunk(this.#extended, req));
-        this.#stats.bytesRead += req.length;
-        this.#published(req, 0);
-        this.#end(req.length);
-      },
-      (err: unknown) => {
-        this.#fail(req, err);
-        this.#end(req.length);
-      },
-    );
+  /** A READ failed; its error reply is still to send (called by ReadReplies). */
+  readFailed(req: NbdRequest, err: unknown): void {
+    this.#fail(req, err);
+    this.#end(req.length);
   }
 
   // ---- BLOCK_STATUS -------------------------------------------------------------------------
