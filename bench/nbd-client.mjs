@@ -27,7 +27,7 @@ const ROUNDS = option('rounds', 7);
 const SIZE = option('size', 1024 ** 3);
 const CONNECTIONS = option('connections', 4);
 const DEPTH = option('depth', 16);
-const REQUEST = option('request', 4 * 1024 * 1024);
+const REQUEST = option('request', 1024 * 1024);
 
 for (const tool of ['nbdkit', 'nbdcopy']) {
   if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).status !== 0) {

@@ -158,9 +158,11 @@ export function resolveNbdAddress(target: string | NbdAddressOptions): NbdAddres
 
 /** Formats an address as the canonical URI (inverse of {@link parseNbdUri}). */
 export function formatNbdUri(address: NbdAddress): string {
-  const name = encodeURIComponent(address.exportName);
+  // Slashes stay readable (`socket=/run/nbd.sock`, as qemu and libnbd print them).
+  const encode = (text: string): string => encodeURIComponent(text).replace(/%2F/g, '/');
+  const name = encode(address.exportName);
   if (address.transport === 'unix') {
-    return `nbd+unix:///${name}?socket=${encodeURIComponent(address.path)}`;
+    return `nbd+unix:///${name}?socket=${encode(address.path)}`;
   }
   const host = address.host.includes(':') ? `[${address.host}]` : encodeURIComponent(address.host);
   const port = address.port === NBD_DEFAULT_PORT ? '' : `:${address.port}`;

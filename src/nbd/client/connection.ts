@@ -19,26 +19,24 @@ import {
   Err,
   Limits,
   NbdProtocolError,
-  OptionReplyParser,
   ReplyParser,
   writeRequestHeader,
   type DataChunk,
   type NbdReply,
-  type OptionReplyParserEvent,
   type ReplyMode,
   type SimpleReply,
 } from '../protocol/index.js';
 import type { NbdAddress } from './address.js';
 import type { Dispatchable } from './dispatch.js';
+import { HandshakeReader } from './handshake-reader.js';
 import { negotiate, type HandshakeChannel, type NegotiatedExport } from './negotiate.js';
 import type { NbdNegotiationOptions } from './options.js';
 import { ReadCoverage } from './read-coverage.js';
+import { ReadPlacement } from './read-placement.js';
 import type { NbdRequest } from './request.js';
 
 /** Reusable receive buffer for headers and small payloads. */
 const SCRATCH_SIZE = 256 * 1024;
-/** Below this, a payload remainder is read through the scratch buffer (one syscall for many replies). */
-const DIRECT_MIN = 32 * 1024;
 
 /** The side of the client a connection reports to. */
 export interface ConnectionHost {
@@ -80,18 +78,11 @@ export class NbdConnection implements Dispatchable {
   #parser: ReplyParser | undefined;
   #nextCookie = 0;
   #corked = false;
+  #discSent = false;
   #sweep: NodeJS.Timeout | undefined;
   #closed: Promise<void>;
-  // Handshake plumbing.
-  readonly #options = new OptionReplyParser();
-  #wake: (() => void) | undefined;
-  #failure: BlockError | undefined;
-  // The READ payload being received: where the rest of it goes.
-  #dataReply: SimpleReply | DataChunk | undefined;
-  #dataRequest: NbdRequest | undefined;
-  #directTarget: Uint8Array | undefined;
-  #directAt = 0;
-  #directLeft = 0;
+  readonly #handshake = new HandshakeReader();
+  readonly #placement = new ReadPlacement();
   /** The request whose reply is being parsed, to blame for a protocol violation. */
   #blame: NbdRequest | undefined;
 
@@ -104,6 +95,8 @@ export class NbdConnection implements Dispatchable {
       a.transport === 'tcp' ? connect({ host: a.host, port: a.port, noDelay: true, onread }) : connect({ path: a.path, onread });
     this.#closed = new Promise((resolve) => this.#socket.once('close', () => resolve()));
     this.#socket.on('error', (err) => this.#socketEnded(err));
+    // The server ending its side is the end of the connection, whether or not it also closes.
+    this.#socket.on('end', () => this.#socketEnded(undefined));
     this.#socket.on('close', () => this.#socketEnded(undefined));
   }
 
@@ -121,8 +114,8 @@ export class NbdConnection implements Dispatchable {
       if (signal?.aborted) onAbort();
       const channel: HandshakeChannel = {
         send: (bytes) => c.#socket.write(bytes),
-        next: () => c.#nextOption(),
-        expectExportNameReply: (noZeroes) => c.#options.expectExportNameReply(noZeroes),
+        next: () => c.#handshake.next(),
+        expectExportNameReply: (noZeroes) => c.#handshake.expectExportNameReply(noZeroes),
       };
       const negotiated = await negotiate(channel, settings.exportName, settings.negotiation);
       c.#enterTransmission(negotiated);
@@ -179,7 +172,7 @@ export class NbdConnection implements Dispatchable {
     if (this.#phase === 'ready' || this.#phase === 'draining') {
       this.#phase = 'closing';
       this.#sendDisc();
-      this.#socket.end();
+      if (!this.#socket.writableEnded) this.#socket.end();
     }
     this.#phase = 'closing';
     this.#stopSweep();
@@ -191,33 +184,12 @@ export class NbdConnection implements Dispatchable {
     this.#phase = 'closed';
   }
 
-  /** Drops the connection at once, as if the network failed; the host gets its requests back. */
-  destroy(error: BlockError): void {
-    this.#drop(error);
-  }
-
   // ---- handshake -----------------------------------------------------------------------------
-
-  async #nextOption(): Promise<OptionReplyParserEvent> {
-    for (;;) {
-      if (this.#failure !== undefined) throw this.#failure;
-      const event = this.#options.next();
-      if (event !== undefined) return event;
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
-  }
 
   #abortHandshake(error: BlockError): void {
     if (this.#phase !== 'handshake') return;
-    this.#failure ??= error;
+    this.#handshake.fail(error);
     this.#socket.destroy();
-    this.#wakeUp();
-  }
-
-  #wakeUp(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
   }
 
   #enterTransmission(negotiated: NegotiatedExport): void {
@@ -237,29 +209,23 @@ export class NbdConnection implements Dispatchable {
       this.#sweep = setInterval(() => this.#checkTimeouts(timeout), Math.max(5, Math.min(1000, timeout / 4)));
       this.#sweep.unref();
     }
-    const rest = this.#options.takeRemainder();
+    const rest = this.#handshake.takeRemainder();
     if (rest.length > 0) this.#push(rest);
   }
 
   // ---- socket --------------------------------------------------------------------------------
 
   /** Chooses where the next socket read lands (see the module comment). */
-  readonly #nextBuffer = (): Uint8Array => {
-    const t = this.#directTarget;
-    if (t === undefined) return this.#scratch;
-    return t.subarray(this.#directAt, this.#directAt + this.#directLeft);
-  };
+  readonly #nextBuffer = (): Uint8Array => this.#placement.nextBuffer(this.#scratch);
 
   readonly #onRead = (n: number, buf: Uint8Array): boolean => {
     if (n <= 0) return true;
     if (this.#phase === 'handshake') {
-      // The handshake parser keeps views of what it is given; the scratch buffer is reused.
-      this.#options.push(Buffer.from(buf.subarray(0, n)));
-      this.#wakeUp();
+      this.#handshake.push(buf.subarray(0, n));
       return true;
     }
     if (this.#phase === 'closed') return true;
-    this.#directTarget = undefined;
+    this.#placement.consumed();
     this.#push(buf === this.#scratch ? this.#scratch.subarray(0, n) : Buffer.from(buf.buffer, buf.byteOffset, n));
     return true;
   };
@@ -287,6 +253,8 @@ export class NbdConnection implements Dispatchable {
   };
 
   #sendDisc(): void {
+    if (this.#discSent) return;
+    this.#discSent = true;
     const extended = this.#mode === 'extended';
     const header = Buffer.allocUnsafe(extended ? Limits.EXTENDED_REQUEST_SIZE : Limits.COMPACT_REQUEST_SIZE);
     writeRequestHeader(header, 0, extended, Cmd.DISC, 0, 0, 0, 0, 0);
@@ -295,11 +263,8 @@ export class NbdConnection implements Dispatchable {
 
   #socketEnded(err: Error | undefined): void {
     if (this.#phase === 'handshake') {
-      this.#failure ??= new BlockError('EIO', `nbd: connection ${err === undefined ? 'closed' : 'failed'} during negotiation${err ? `: ${err.message}` : ''}`, {
-        cause: err,
-        details: { op: 'connect' },
-      });
-      this.#wakeUp();
+      const how = err === undefined ? 'closed' : `failed: ${err.message}`;
+      this.#handshake.fail(new BlockError('EIO', `nbd: connection ${how} during negotiation`, { cause: err, details: { op: 'connect' } }));
       return;
     }
     if (this.#phase === 'closing' || this.#phase === 'closed') return;
@@ -313,7 +278,7 @@ export class NbdConnection implements Dispatchable {
     if (this.#phase === 'closed' || this.#phase === 'closing' || this.#phase === 'handshake') return;
     this.#phase = 'closed';
     this.#stopSweep();
-    this.#directTarget = undefined;
+    this.#placement.reset();
     this.#socket.destroy();
     const unanswered = [...this.#requests.values()].filter((r) => !r.settled).sort((a, b) => a.seq - b.seq);
     this.#requests.clear();
@@ -359,34 +324,17 @@ export class NbdConnection implements Dispatchable {
   }
 
   #onData(reply: SimpleReply | DataChunk, at: number, data: Buffer): void {
-    let req = this.#dataRequest;
-    if (reply !== this.#dataReply) {
-      req = this.#request(reply.cookieHi, reply.cookieLo);
-      this.#blame = req;
-      if (reply.kind === 'data') {
-        if (req.command !== Cmd.READ) throw fault(`OFFSET_DATA chunk in the reply to ${req.op}`);
-        const why = req.coverage!.add(reply.dataOffset, reply.dataLength);
-        if (why !== undefined) throw fault(why);
-      }
-      this.#dataReply = reply;
-      this.#dataRequest = req;
-    }
-    const target = req!.target!;
-    const index = reply.kind === 'simple' ? at : at - req!.offset;
-    // Skip the copy when the socket already read these bytes into place.
-    if (data.buffer !== target.buffer || data.byteOffset !== target.byteOffset + index) target.set(data, index);
-    const end = reply.kind === 'simple' ? reply.length : reply.dataOffset + reply.dataLength;
-    const left = end - at - data.length;
-    if (left >= DIRECT_MIN) {
-      this.#directTarget = target;
-      this.#directAt = index + data.length;
-      this.#directLeft = left;
-    }
+    this.#blame = this.#placement.place(reply, at, data, this.#lookup);
   }
 
+  readonly #lookup = (reply: SimpleReply | DataChunk): NbdRequest => {
+    const req = this.#request(reply.cookieHi, reply.cookieLo);
+    this.#blame = req;
+    return req;
+  };
+
   #onReply(reply: NbdReply): void {
-    this.#dataReply = undefined;
-    this.#dataRequest = undefined;
+    this.#placement.reset();
     const req = this.#request(reply.cookieHi, reply.cookieLo);
     this.#blame = req;
     if (reply.kind === 'simple') {

@@ -4,7 +4,7 @@
  * server without fixed newstyle. Real peers where one offers the case; the scripted server for
  * the cases none does (GO refused, explicit block sizes, extended headers).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { Cmd, TransmissionFlag } from '../../../src/nbd/protocol/index.js';
@@ -137,9 +137,10 @@ const nbdkit = requirePeer('nbdkit');
 
 describe.skipIf(!nbdkit)('negotiation with nbdkit', () => {
   let server: (RunningServer & { removeDir(): void }) | undefined;
-  afterAll(async () => {
+  afterEach(async () => {
     await server?.stop();
     server?.removeDir();
+    server = undefined;
   });
 
   it('gets structured replies and base:allocation, and falls back to simple replies on request', async () => {

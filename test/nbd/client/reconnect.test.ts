@@ -181,8 +181,28 @@ describe('holding, closing and ESHUTDOWN (scripted server)', () => {
     expect(seen).toEqual([`1:${Cmd.WRITE}`, `1:${Cmd.DISC}`, `2:${Cmd.WRITE}`]);
   });
 
+  it('a server that only half-closes (ends its side) is noticed as a disconnect', async () => {
+    scripted = await startScriptedServer({
+      structured: true,
+      onRequest: (req, conn) => {
+        if (req.type !== Cmd.READ) return false;
+        conn.socket.end();
+        return true;
+      },
+    });
+    client = await NbdClient.connect(scripted.uri);
+    const lost = new Promise<string>((resolve) => client!.once('disconnected', ({ error }) => resolve(error.message)));
+    await expect(client.read(0, 512)).rejects.toMatchObject({ code: 'EIO', message: expect.stringMatching(/^NBD connection lost/) });
+    expect(await lost).toMatch(/server closed the connection/);
+  });
+
   it('a failed initial connection rejects connect() with EIO and leaves nothing running', async () => {
-    await expect(NbdClient.connect({ path: join(tmpDir('bgc-').path, 'nothing.sock') })).rejects.toMatchObject({ code: 'EIO' });
+    const dir = tmpDir('bgc-');
+    try {
+      await expect(NbdClient.connect({ path: join(dir.path, 'nothing.sock') })).rejects.toMatchObject({ code: 'EIO' });
+    } finally {
+      dir.remove();
+    }
   });
 
   it('connectTimeout bounds a server that accepts but never negotiates; an aborted signal cancels', async () => {
