@@ -2,19 +2,20 @@
 // (ioengine=nbd, loopback TCP, one job, one connection). Four workloads: 4 KiB randread QD32,
 // 4 KiB randwrite QD32, 1 MiB sequential read QD8, 1 MiB sequential write QD8.
 //
-// The two servers alternate in rounds (CPU steal on shared hosts swings within minutes) and the
-// table quotes the median of per-round ratios. Our server runs in its own process so fio and the
-// server do not share a JavaScript thread; the machine has 2 cores, so fio and the server each
-// get about one.
+// Both servers run side by side (an idle one costs nothing) and each workload alternates between
+// them A B B A, so a drift in CPU steal on a shared host (it swings within minutes) hits both
+// sides alike; each round's ratio is the mean of our two runs over the mean of theirs, and the
+// table quotes medians over rounds. Our server runs in its own process so fio and the server do
+// not share a JavaScript thread; the machine has 2 cores, so fio and the server each get about one.
 //
-//   npx tsup && node bench/nbd-server.mjs            (BENCH_ROUNDS=3 BENCH_SECONDS=5 by default)
+//   npx tsup && node bench/nbd-server.mjs            (BENCH_ROUNDS=2 BENCH_SECONDS=5 by default)
 //   node bench/nbd-server.mjs --serve PORT SIZE      (internal: the server child)
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const SIZE = 256 * 1024 * 1024;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 
 const WORKLOADS = [
@@ -135,35 +136,41 @@ async function main() {
   }
   const results = { blockgraph: WORKLOADS.map(() => []), nbdkit: WORKLOADS.map(() => []) };
   const ratios = WORKLOADS.map(() => []);
-  console.log(`fio ioengine=nbd, loopback TCP, 1 job, ${SIZE / 2 ** 20} MiB, ${SECONDS} s per run, ${ROUNDS} rounds`);
+  console.log(`fio ioengine=nbd, loopback TCP, 1 job, ${SIZE / 2 ** 20} MiB, ${SECONDS} s per run, ${ROUNDS} rounds of A B B A per workload`);
   for (let round = 0; round < ROUNDS; round++) {
-    // Alternate which side goes first so slow drifts in steal time hit both equally.
-    const order = round % 2 === 0 ? ['blockgraph', 'nbdkit'] : ['nbdkit', 'blockgraph'];
-    const thisRound = {};
-    for (const kind of order) {
-      const server = await startServer(kind);
-      try {
-        // Fill the disk first so reads move real data rather than zeros of a sparse map.
-        fio(server.uri, { rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' }, false);
-        thisRound[kind] = WORKLOADS.map((w) => fio(server.uri, w, true));
-      } finally {
-        await server.stop();
-      }
+    const servers = { blockgraph: await startServer('blockgraph'), nbdkit: await startServer('nbdkit') };
+    try {
+      // Fill both disks first so reads move real data rather than zeros of a sparse map.
+      for (const kind of ['blockgraph', 'nbdkit']) fio(servers[kind].uri, { rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' }, false);
+      WORKLOADS.forEach((w, i) => {
+        // A B B A, with A alternating per workload and round so neither side always opens.
+        const [a, b] = (round + i) % 2 === 0 ? ['blockgraph', 'nbdkit'] : ['nbdkit', 'blockgraph'];
+        const runs = { blockgraph: [], nbdkit: [] };
+        for (const kind of [a, b, b, a]) runs[kind].push(fio(servers[kind].uri, w, true));
+        const ours = mean(runs.blockgraph);
+        const theirs = mean(runs.nbdkit);
+        results.blockgraph[i].push(ours);
+        results.nbdkit[i].push(theirs);
+        ratios[i].push(ours / theirs);
+        console.log(
+          `round ${round + 1} ${w.name.padEnd(22)} blockgraph ${fmt(ours, w.unit).padStart(14)}  nbdkit ${fmt(theirs, w.unit).padStart(14)}  ratio ${(ours / theirs).toFixed(2)}`,
+        );
+      });
+    } finally {
+      await servers.blockgraph.stop();
+      await servers.nbdkit.stop();
     }
-    WORKLOADS.forEach((w, i) => {
-      results.blockgraph[i].push(thisRound.blockgraph[i]);
-      results.nbdkit[i].push(thisRound.nbdkit[i]);
-      ratios[i].push(thisRound.blockgraph[i] / thisRound.nbdkit[i]);
-      console.log(
-        `round ${round + 1} ${w.name.padEnd(22)} blockgraph ${fmt(thisRound.blockgraph[i], w.unit).padStart(14)}  nbdkit ${fmt(thisRound.nbdkit[i], w.unit).padStart(14)}  ratio ${(thisRound.blockgraph[i] / thisRound.nbdkit[i]).toFixed(2)}`,
-      );
-    });
   }
-  console.log('\n| workload | blockgraph (median) | nbdkit memory (median) | ratio (median of rounds) |');
+  console.log(`\nMedians over ${ROUNDS} rounds; each round's figure is the mean of its two runs per side.`);
+  console.log('| workload | blockgraph (median of rounds) | nbdkit memory (median of rounds) | blockgraph / nbdkit (median of per-round ratios) |');
   console.log('|---|---|---|---|');
   WORKLOADS.forEach((w, i) => {
     console.log(
       `| ${w.name} | ${fmt(median(results.blockgraph[i]), w.unit)} | ${fmt(median(results.nbdkit[i]), w.unit)} | ${median(ratios[i]).toFixed(2)}× |`,
     );
   });
+}
+
+function mean(values) {
+  return values.reduce((a, b) => a + b, 0) / values.length;
 }

@@ -8,7 +8,7 @@
  * offset; otherwise the 20-byte structured form.
  */
 import { BlockError } from '../../errors.js';
-import { encodeString, writeU16, writeU32, writeU64 } from './bytes.js';
+import { encodeString, writeU16, writeU32, writeU64, writeU64Parts } from './bytes.js';
 import { Limits, Magic, ReplyFlag, ReplyType } from './constants.js';
 import type { NbdRequest } from './request-parser.js';
 
@@ -18,6 +18,13 @@ export interface ReplyTarget {
   readonly cookieLo: number;
   /** The request's offset; extended reply headers repeat it. */
   readonly offset: number;
+  /**
+   * The offset's raw u32 halves as received. When present, extended headers echo these instead of
+   * `offset`, so a request whose offset does not fit a double exactly (≥ 2^53, up to 2^64 − 1)
+   * still gets a reply echoing exactly what it sent.
+   */
+  readonly offsetHi?: number;
+  readonly offsetLo?: number;
 }
 
 /** One extent of a block-status chunk. */
@@ -60,7 +67,8 @@ export function writeChunkHeader(
   writeU32(target, at + 12, req.cookieLo);
   if (extended) {
     writeU32(target, at, Magic.EXTENDED_REPLY);
-    writeU64(target, at + 16, req.offset);
+    if (req.offsetHi !== undefined && req.offsetLo !== undefined) writeU64Parts(target, at + 16, req.offsetHi, req.offsetLo);
+    else writeU64(target, at + 16, req.offset);
     writeU64(target, at + 24, length);
     return Limits.EXTENDED_REPLY_SIZE;
   }

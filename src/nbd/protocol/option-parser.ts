@@ -25,6 +25,11 @@ export interface OptionParserOptions {
   readonly maxSkipLength?: number;
   /** Most unconsumed bytes held at once; more is fatal (`unexpected-data`). Default maxOptionLength + 1 MiB. */
   readonly maxBuffered?: number;
+  /**
+   * Start at the first option header instead of the client flags: option haggling resumes this
+   * way after a STARTTLS upgrade, where the client sends no flags again. Default false.
+   */
+  readonly afterStartTls?: boolean;
 }
 
 /** What {@link OptionParser.next} returns: first the client flags, then one option at a time. */
@@ -52,6 +57,7 @@ export class OptionParser {
   constructor(options: OptionParserOptions = {}) {
     this.#maxOptionLength = options.maxOptionLength ?? Limits.DEFAULT_MAX_OPTION_LENGTH;
     this.#maxSkipLength = Math.max(options.maxSkipLength ?? 1024 * 1024, this.#maxOptionLength);
+    if (options.afterStartTls === true) this.#state = 'header';
     this.#maxBuffered = Math.max(options.maxBuffered ?? this.#maxOptionLength + 1024 * 1024, this.#maxOptionLength + Limits.OPTION_HEADER_SIZE);
   }
 

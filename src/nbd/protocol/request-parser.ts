@@ -31,6 +31,9 @@ export interface NbdRequest {
    * ≥ 2^53), so the server's ordinary bounds check rejects it with the spec's error for the command.
    */
   readonly offset: number;
+  /** The offset's raw u32 halves, echoed by extended reply headers (see `ReplyTarget`). */
+  readonly offsetHi: number;
+  readonly offsetLo: number;
   /**
    * The header's length field: for a request with a payload (WRITE, or any request with
    * NBD_CMD_FLAG_PAYLOAD_LEN under extended headers) the payload length, otherwise the effect
@@ -199,7 +202,9 @@ export class RequestParser {
     const magic = readU32(buf, at);
     const flags = readU16(buf, at + 4);
     const type = readU16(buf, at + 6);
-    const offset = readU32(buf, at + 16) * TWO_32 + readU32(buf, at + 20);
+    const offsetHi = readU32(buf, at + 16);
+    const offsetLo = readU32(buf, at + 20);
+    const offset = offsetHi * TWO_32 + offsetLo;
     let length: number;
     let hasPayload: boolean;
     this.#checkMagic(magic);
@@ -216,6 +221,8 @@ export class RequestParser {
       cookieHi: readU32(buf, at + 8),
       cookieLo: readU32(buf, at + 12),
       offset,
+      offsetHi,
+      offsetLo,
       length,
       payload: undefined,
       error: undefined,

@@ -1,8 +1,9 @@
 /**
  * Reusable buffers for large READ replies and WRITE payloads. Allocating a fresh megabyte per
  * request costs more than copying it: the memory comes from mmap, every page faults on first
- * touch, and the garbage collector has to find it again. Buffers are binned by power-of-two size
- * and only a bounded number of bytes is kept.
+ * touch, and the garbage collector has to find it again. Buffers are binned by size rounded up to
+ * a quarter of its power of two (so a power-of-two request is exact and none wastes more than a
+ * quarter), and only a bounded number of bytes is kept.
  */
 
 /** Below this, `Buffer.allocUnsafe` is cheap enough (and small sizes share Node's slab). */
@@ -29,7 +30,7 @@ export class BufferPool {
   /** A buffer of at least `length` bytes (a pooled one for large sizes). Contents are arbitrary. */
   take(length: number): Buffer {
     if (length < MIN_POOLED) return Buffer.allocUnsafe(length);
-    const bin = 2 ** Math.ceil(Math.log2(length));
+    const bin = binSize(length);
     const list = this.#free.get(bin);
     const reused = list?.pop();
     if (reused !== undefined) {
@@ -55,4 +56,10 @@ export class BufferPool {
     list.push(whole);
     this.#freeBytes += bin;
   }
+}
+
+/** The pooled size serving `length`: rounded up to a multiple of a quarter of its power of two. */
+export function binSize(length: number): number {
+  const step = 2 ** Math.max(0, Math.floor(Math.log2(length)) - 2);
+  return Math.ceil(length / step) * step;
 }

@@ -36,8 +36,13 @@ const TRANSMISSION = 2;
 const ENDING = 3;
 const CLOSED = 4;
 
-/** After we end our side, how long the client has to close its own before we destroy the socket. */
-const LINGER_MS = 2000;
+/**
+ * Option replies queued in the socket past which no further option is answered until it drains: a
+ * client pipelining options without reading replies must not grow our memory.
+ */
+const NEGOTIATION_BACKLOG = 1024 * 1024;
+/** How long a negotiating client has, once shutdown begins, to send an option and see ERR_SHUTDOWN. */
+const SHUTDOWN_GRACE_MS = 500;
 /** Socket errors that only mean the client went away. */
 const ORDINARY_SOCKET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
@@ -54,6 +59,16 @@ export class NbdConnection implements ExportUser {
   #phase = NEGOTIATING;
   #tls = false;
   #timer: NodeJS.Timeout | undefined;
+  /** Destroys the socket if an orderly end takes longer than `closeTimeoutMs`. */
+  #deadline: NodeJS.Timeout | undefined;
+  /** Option processing stopped until the socket drains (see NEGOTIATION_BACKLOG). */
+  #blocked = false;
+  readonly #unblock = (): void => {
+    this.#blocked = false;
+    if (this.#phase !== NEGOTIATING) return;
+    this.#socket.resume();
+    this.#processOptions();
+  };
   #reason: BlockError | undefined;
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
@@ -131,18 +146,27 @@ export class NbdConnection implements ExportUser {
   }
 
   /**
-   * Ends the connection in order: a client still negotiating is disconnected; one in transmission
-   * gets its running requests answered (queued ones fail with ESHUTDOWN) first. Resolves once closed.
+   * Ends the connection in order: a client still negotiating gets NBD_REP_ERR_SHUTDOWN for the
+   * option it sends next (if it sends one within a short grace period) and is then disconnected;
+   * one in transmission stops being read, and every request already received is run and answered
+   * (those still queued after `closeTimeoutMs` fail with ESHUTDOWN). Resolves once closed; the
+   * socket is destroyed `closeTimeoutMs` after our side ended at the latest.
    */
   shutdown(): Promise<void> {
-    if (this.#phase === TRANSMISSION) this.#transmission!.shutdown();
-    else if (this.#phase === NEGOTIATING) this.#endGracefully();
+    if (this.#phase === TRANSMISSION) {
+      const t = this.#transmission!;
+      t.shutdown();
+      // Queued requests get closeTimeoutMs to start; then they are refused so the end can begin.
+      clearTimeout(this.#timer);
+      this.#timer = setTimeout(() => t.abandonQueued(), this.#host.options.closeTimeoutMs);
+      this.#timer.unref();
+    } else if (this.#phase === NEGOTIATING) this.#shutdownNegotiation();
     else if (this.#phase === UPGRADING) this.drop(new BlockError('ESHUTDOWN', 'server closed during the TLS handshake'));
     return this.#closed;
   }
 
   /** Disconnects at once; requests still running complete into the void. */
-  drop(reason: BlockError): void {
+  drop(reason?: BlockError): void {
     if (this.#phase === CLOSED) return;
     this.#reason ??= reason;
     this.#transmission?.kill();
@@ -171,7 +195,13 @@ export class NbdConnection implements ExportUser {
 
   #processOptions(): void {
     for (;;) {
-      if (this.#phase !== NEGOTIATING) return;
+      if (this.#phase !== NEGOTIATING || this.#blocked) return;
+      if (this.#socket.writableLength > NEGOTIATION_BACKLOG) {
+        this.#blocked = true;
+        this.#socket.pause();
+        this.#socket.once('drain', this.#unblock);
+        return;
+      }
       let step;
       try {
         const event = this.#parser.next();
@@ -187,6 +217,8 @@ export class NbdConnection implements ExportUser {
       }
       switch (step.kind) {
         case 'continue':
+          // The option was answered with ERR_SHUTDOWN: that was the client's notice; now end.
+          if (this.#host.isClosing()) return this.#endGracefully();
           continue;
         case 'abort':
           return this.#endGracefully();
@@ -231,11 +263,8 @@ export class NbdConnection implements ExportUser {
           this.#socket = secure;
           this.#tls = true;
           this.#negotiator.tlsStarted();
-          // After STARTTLS option haggling resumes without client flags; feed the fresh parser
-          // four zero bytes in their place so it starts at the first option header.
-          this.#parser = new OptionParser();
-          this.#parser.push(Buffer.alloc(4));
-          this.#parser.next();
+          // After STARTTLS option haggling resumes without client flags.
+          this.#parser = new OptionParser({ afterStartTls: true });
           this.#phase = NEGOTIATING;
           this.#attach(secure);
         },
@@ -261,6 +290,17 @@ export class NbdConnection implements ExportUser {
       fatal: (err) => this.#fail(err),
       finished: () => this.#endGracefully(),
     });
+    const idleMs = this.#host.options.idleTimeoutMs;
+    if (idleMs > 0) {
+      // The socket's timer restarts on every read and write; a long request still running is not idleness.
+      (this.#socket as Socket).setTimeout(idleMs);
+      this.#socket.on('timeout', () => {
+        if (this.#phase === TRANSMISSION && this.#transmission!.idle) {
+          this.#reason ??= new BlockError('ETIMEDOUT', `client idle for ${idleMs} ms`);
+          this.#endGracefully();
+        }
+      });
+    }
     this.#host.negotiated(this);
     if (rest.length > 0) this.#transmission.push(rest);
   }
@@ -290,21 +330,44 @@ export class NbdConnection implements ExportUser {
     this.drop(e);
   }
 
-  /** Ends our side after queued replies are flushed; the socket closes when the client closes too. */
+  /** Shutdown while negotiating: wait briefly for an option to refuse with ERR_SHUTDOWN. */
+  #shutdownNegotiation(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#endGracefully(), SHUTDOWN_GRACE_MS);
+    this.#timer.unref();
+    // Options already received get their ERR_SHUTDOWN now.
+    this.#processOptions();
+  }
+
+  /**
+   * Ends our side after queued replies are flushed; the socket closes when the client closes too.
+   * The deadline starts now, not once our replies are flushed: a client that stops reading would
+   * otherwise hold the connection (and `close()`) forever.
+   */
   #endGracefully(): void {
     if (this.#phase >= ENDING) return;
     this.#phase = ENDING;
     clearTimeout(this.#timer);
+    this.#socket.end();
+    // Read on (and discard) until the client's end arrives: a paused socket never sees it, so it
+    // would only close at the deadline.
+    this.#socket.resume();
+    const ms = this.#host.options.closeTimeoutMs;
     const s = this.#socket;
-    s.end(() => {
-      setTimeout(() => s.destroy(), LINGER_MS).unref();
-    });
+    this.#deadline = setTimeout(() => {
+      // Replies still unsent means the client stopped reading: worth a reason. A client that just
+      // kept its side open after ours closed is an ordinary end.
+      this.drop(s.writableFinished ? undefined : new BlockError('ETIMEDOUT', `replies not taken within ${ms} ms of ending the connection`));
+    }, ms);
+    this.#deadline.unref();
   }
 
   #finalize(): void {
     if (this.#phase === CLOSED) return;
     this.#phase = CLOSED;
     clearTimeout(this.#timer);
+    clearTimeout(this.#deadline);
+    this.#socket.off('drain', this.#unblock);
     this.#transmission?.kill();
     this.#entry?.users.delete(this);
     this.#host.closed(this, this.#reason);

@@ -48,8 +48,8 @@ function isPowerOfTwo(n: number): boolean {
 
 /**
  * Block sizes for INFO_BLOCK_SIZE: minimum a power of two ≤ 64 KiB (the driver's own alignment),
- * preferred a power of two ≥ max(minimum, 512), maximum ≥ preferred, a multiple of the minimum,
- * and no larger than the payload limit.
+ * preferred a power of two ≥ max(minimum, 512) and ≤ maximum, maximum a multiple of the minimum,
+ * no larger than the payload limit nor the driver's own maximum (unless that is below 512).
  */
 export function blockSizes(limits: BlockLimits, maxPayload: number): BlockSizes {
   const minimum = isPowerOfTwo(limits.minBlockSize) && limits.minBlockSize <= 65536 ? limits.minBlockSize : 1;
@@ -59,6 +59,9 @@ export function blockSizes(limits: BlockLimits, maxPayload: number): BlockSizes 
   preferred = Math.min(preferred, 2 ** 25, 2 ** Math.floor(Math.log2(maxPayload)));
   let maximum = Math.min(limits.maxBlockSize, maxPayload, 0xffffffff);
   maximum -= maximum % minimum;
+  // The maximum must not be below the preferred size. The driver's maximum is a real limit, so
+  // the preference gives way (down to the spec's floor of max(minimum, 512)), not the maximum.
+  if (maximum < preferred) preferred = Math.max(minimum, 512, 2 ** Math.floor(Math.log2(Math.max(1, maximum))));
   if (maximum < preferred) maximum = preferred;
   return { minimum, preferred, maximum };
 }

@@ -6,6 +6,7 @@
 import { BlockDriver } from '../../driver.js';
 import { BlockError } from '../../errors.js';
 import { Cmd } from '../protocol/constants.js';
+import { blockSizes } from './export-flags.js';
 
 /** Options of `NbdServer.addExport`. */
 export interface NbdExportOptions {
@@ -63,8 +64,6 @@ export class ExportEntry {
   readonly stats: NbdExportStats = newStats();
   /** Connections in transmission phase on this export. */
   readonly users = new Set<ExportUser>();
-  /** Set once removed: negotiations in progress must not enter transmission on it. */
-  removed = false;
 
   constructor(name: string, driver: BlockDriver, options: NbdExportOptions) {
     this.name = name;
@@ -114,6 +113,11 @@ export class ExportRegistry {
     if (!Number.isSafeInteger(driver.size) || driver.size < 0) {
       throw new BlockError('EINVAL', `export ${JSON.stringify(name)}: driver size ${driver.size} is not a safe integer`);
     }
+    // Clients (qemu among them) refuse an export whose size is not a multiple of its minimum block.
+    const { minimum } = blockSizes(driver.limits, 2 ** 31);
+    if (driver.size % minimum !== 0) {
+      throw new BlockError('EINVAL', `export ${JSON.stringify(name)}: size ${driver.size} is not a multiple of the minimum block size ${minimum}`);
+    }
     const entry = new ExportEntry(name, driver, options);
     this.#exports.set(name, entry);
     return entry;
@@ -146,7 +150,6 @@ export class ExportRegistry {
       });
     }
     this.#exports.delete(name);
-    entry.removed = true;
     const reason = new BlockError('ESHUTDOWN', `export ${JSON.stringify(name)} was removed`);
     for (const user of [...entry.users]) user.drop(reason);
     return entry;

@@ -152,6 +152,9 @@ export class Negotiator {
   }
 
   #exportName(name: string): NegotiationStep {
+    // EXPORT_NAME has no reply in which to refuse, and its client would speak compact headers to
+    // a server expecting extended ones: disconnect, as qemu does.
+    if (this.#extended) return { kind: 'disconnect', reason: 'EXPORT_NAME after extended headers were negotiated' };
     const entry = this.#config.registry.get(name);
     if (entry === undefined) return { kind: 'disconnect', reason: `EXPORT_NAME for unknown export ${JSON.stringify(name)}` };
     const session = this.#session(entry);

@@ -40,6 +40,30 @@ export interface NbdServerOptions {
   readonly sparseReads?: boolean;
   /** Allow `NBD_OPT_LIST` (default true). When false it is answered with ERR_POLICY. */
   readonly allowList?: boolean;
+  /**
+   * Once the server ends a connection (shutdown, DISC, abort), how long its unsent replies and the
+   * client's own close may take before the socket is destroyed, in milliseconds (default 2000).
+   * This is what bounds `close()` when a client stops reading.
+   */
+  readonly closeTimeoutMs?: number;
+  /**
+   * Connections served at once, negotiating or not (default 1024). Past it a new connection is
+   * closed at once (reported on the error diagnostics channel): each connection may hold up to
+   * `maxQueuedReplyBytes`, so this bounds the server's memory as a whole.
+   */
+  readonly maxConnections?: number;
+  /**
+   * Disconnect a client in transmission that has sent nothing and has nothing in flight for this
+   * long, in milliseconds (default 0: never).
+   */
+  readonly idleTimeoutMs?: number;
+  /**
+   * Read plain (non-TLS) connections into one shared buffer (default true), which saves an
+   * allocation per read. Node offers this only for sockets it creates itself, so the accepted
+   * socket's internal handle is moved onto a new socket; set false if that ever misbehaves with
+   * your Node version or another library that wraps sockets.
+   */
+  readonly fastSocketReads?: boolean;
 }
 
 /** Resolved options with every default applied. */
@@ -51,6 +75,10 @@ export interface ResolvedServerOptions {
   readonly negotiationTimeoutMs: number;
   readonly sparseReads: boolean;
   readonly allowList: boolean;
+  readonly closeTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly idleTimeoutMs: number;
+  readonly fastSocketReads: boolean;
 }
 
 /** qemu-nbd's NBD_MAX_BUFFER_SIZE, and the size the NBD spec says no client should exceed. */
@@ -71,7 +99,17 @@ export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions
   }
   const negotiationTimeoutMs = options.negotiationTimeoutMs ?? 30_000;
   if (!(negotiationTimeoutMs > 0)) throw new RangeError(`negotiationTimeoutMs must be positive, got ${negotiationTimeoutMs}`);
+  const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
+  if (!(closeTimeoutMs >= 0)) throw new RangeError(`closeTimeoutMs must be zero or positive, got ${closeTimeoutMs}`);
+  const maxConnections = options.maxConnections ?? 1024;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
+  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
+  if (!(idleTimeoutMs >= 0)) throw new RangeError(`idleTimeoutMs must be zero or positive, got ${idleTimeoutMs}`);
   return {
+    closeTimeoutMs,
+    maxConnections,
+    idleTimeoutMs,
+    fastSocketReads: options.fastSocketReads ?? true,
     host: options.host ?? '127.0.0.1',
     maxPayload,
     maxInFlight,

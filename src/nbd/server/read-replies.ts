@@ -1,6 +1,7 @@
 /**
- * Answering READs: the driver reads straight into a pooled buffer that already holds room for the
- * reply header, and the whole buffer goes out in one write. With structured replies, large reads
+ * Answering READs: the driver reads straight into a pooled buffer of exactly the read's size, and
+ * the reply header goes out as a small buffer just before it under the same cork (one writev). A
+ * header sharing the data's buffer would push power-of-two reads into the next pool bin. With structured replies, large reads
  * of partly sparse ranges go out as data and hole chunks instead (see sparse-read.ts).
  */
 import type { BlockDriver } from '../../driver.js';
@@ -20,6 +21,8 @@ const MIN_HOLE = 4096;
 export interface ReadOutcome {
   readSent(req: NbdRequest): void;
   readFailed(req: NbdRequest, err: unknown): void;
+  /** Our own bookkeeping threw: the connection must be dropped (never the process). */
+  crashed(err: unknown): void;
 }
 
 /** Runs READs of one connection (see the module comment). */
@@ -60,29 +63,36 @@ export class ReadReplies {
       this.#driver.capabilities.canBlockStatus &&
       this.#holes.shouldProbe();
     if (!sparse) return this.#whole(req);
-    this.#driver.blockStatus(req.offset, req.length).then(
-      (extents) => this.#planned(req, extents),
-      () => this.#whole(req), // no allocation answer: just read
-    );
+    this.#driver
+      .blockStatus(req.offset, req.length)
+      .then(
+        (extents) => this.#planned(req, extents),
+        () => this.#whole(req), // no allocation answer: just read
+      )
+      .catch((err: unknown) => this.#outcome.crashed(err));
   }
 
-  /** One buffer holds the reply header and the data; the driver reads straight into it. */
+  /** The driver reads straight into a pooled buffer; the header goes out just before it. */
   #whole(req: NbdRequest): void {
     const { offset, length } = req;
-    const head = this.#head;
-    const buf = this.#pool.take(head + length).subarray(0, head + length);
-    this.#driver.readInto(offset, buf.subarray(head)).then(
-      () => {
-        if (this.#structured) writeOffsetDataHeader(buf, 0, this.#extended, req, ReplyFlag.DONE, offset, length);
-        else writeSimpleReply(buf, 0, req, 0);
-        this.#replies.sendPooled(buf);
-        this.#outcome.readSent(req);
-      },
-      (err: unknown) => {
-        this.#pool.give(buf);
-        this.#outcome.readFailed(req, err);
-      },
-    );
+    const buf = this.#pool.take(length).subarray(0, length);
+    this.#driver
+      .readInto(offset, buf)
+      .then(
+        () => {
+          const head = Buffer.allocUnsafe(this.#head);
+          if (this.#structured) writeOffsetDataHeader(head, 0, this.#extended, req, ReplyFlag.DONE, offset, length);
+          else writeSimpleReply(head, 0, req, 0);
+          this.#replies.send(head);
+          this.#replies.sendPooled(buf);
+          this.#outcome.readSent(req);
+        },
+        (err: unknown) => {
+          this.#pool.give(buf);
+          this.#outcome.readFailed(req, err);
+        },
+      )
+      .catch((err: unknown) => this.#outcome.crashed(err));
   }
 
   /** A reply of data and hole chunks, sent once every data piece is read. */
@@ -90,14 +100,16 @@ export class ReadReplies {
     const plan = planSparseRead(extents, req.offset, req.length, MIN_HOLE);
     this.#holes.found(plan !== undefined);
     if (plan === undefined) return this.#whole(req);
-    readPieces(this.#driver, this.#pool, this.#extended, req, plan).then(
-      (buffers) => {
-        for (const b of buffers) this.#replies.sendPooled(b);
-        // Everything is read, so no error can follow: a NONE chunk closes the reply.
-        this.#replies.send(encodeNoneChunk(this.#extended, req));
-        this.#outcome.readSent(req);
-      },
-      (err: unknown) => this.#outcome.readFailed(req, err),
-    );
+    readPieces(this.#driver, this.#pool, this.#extended, req, plan)
+      .then(
+        (buffers) => {
+          for (const b of buffers) this.#replies.sendPooled(b);
+          // Everything is read, so no error can follow: a NONE chunk closes the reply.
+          this.#replies.send(encodeNoneChunk(this.#extended, req));
+          this.#outcome.readSent(req);
+        },
+        (err: unknown) => this.#outcome.readFailed(req, err),
+      )
+      .catch((err: unknown) => this.#outcome.crashed(err));
   }
 }

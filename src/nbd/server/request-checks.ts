@@ -67,7 +67,8 @@ export function checkRequest(req: NbdRequest, ctx: RequestContext): RequestRefus
   if (bad !== 0) return refuse('EINVAL', `flags 0x${bad.toString(16)} are not valid for command ${type}`);
   // Under extended headers any command may carry a payload the parser consumed; only WRITE takes one.
   if (type !== Cmd.WRITE && (flags & CmdFlag.PAYLOAD_LEN) !== 0) return refuse('EINVAL', `command ${type} takes no payload`);
-  if (type === Cmd.FLUSH) return undefined;
+  // FLUSH has no range; the spec has clients send zero offset and length, and we hold them to it.
+  if (type === Cmd.FLUSH) return offset !== 0 || length !== 0 ? refuse('EINVAL', 'FLUSH with a nonzero offset or length') : undefined;
 
   const readOnly = (ctx.flags & TransmissionFlag.READ_ONLY) !== 0;
   const writes = type === Cmd.WRITE || type === Cmd.TRIM || type === Cmd.WRITE_ZEROES;

@@ -188,7 +188,7 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
    * is moved onto the shared read buffer when Node allows it.
    */
   #accept(raw: Socket): void {
-    if (this.#closing === undefined && this.#tlsServerOptions === undefined) {
+    if (this.#closing === undefined && this.#tlsServerOptions === undefined && this.#options.fastSocketReads) {
       let connection: NbdConnection | undefined;
       const adopted = adoptSocket(raw, this.#readBuffer, (chunk) => connection?.feed(chunk));
       if (adopted !== undefined) {
@@ -203,6 +203,11 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
   #serve(socket: Socket, readBuffer: Buffer | undefined): NbdConnection | undefined {
     if (this.#closing !== undefined) {
       socket.destroy();
+      return undefined;
+    }
+    if (this.#connections.size >= this.#options.maxConnections) {
+      socket.destroy();
+      this.#emitError(new BlockError('EPERM', `connection refused: ${this.#connections.size} connections is the limit`), undefined);
       return undefined;
     }
     const connection = new NbdConnection(socket, this.#nextId++, this.#host, readBuffer);

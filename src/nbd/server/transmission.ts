@@ -6,7 +6,13 @@
  *
  * Backpressure: at most `maxInFlight` requests run at once and the bytes held for READs, WRITEs and
  * unsent replies stay under `maxQueuedReplyBytes`; past either limit, parsed requests wait in a
- * queue and the socket is paused, so a client cannot make the server buffer without bound.
+ * queue and the socket is paused, so a client cannot make the server buffer without bound. Bytes
+ * the socket has not yet sent count against the limit even when nothing runs, and 'drain' restarts
+ * the queue. One request larger than the whole budget still runs, alone, once the socket drained.
+ *
+ * Nothing a client sends may take the process down: every entry point from the event loop (socket
+ * events, timers, promise continuations) catches what our own code throws and drops this
+ * connection only.
  */
 import type { Duplex } from 'node:stream';
 import { toBlockError, nbdErrorValue, type BlockErrorCode } from '../../errors.js';
@@ -93,6 +99,10 @@ export class Transmission implements ReadOutcome {
     this.#waitingForTurn = false;
     if (this.#pendingHead < this.#pending.length) this.#pump();
   };
+  /** A bug or an unencodable reply surfaced outside a request's own error path: drop us only. */
+  readonly #crash = (err: unknown): void => {
+    if (!this.#dead) this.#hooks.fatal(err);
+  };
   readonly #replies: ReplyWriter;
   readonly #reads: ReadReplies;
   readonly #onDrain = (): void => {
@@ -154,6 +164,11 @@ export class Transmission implements ReadOutcome {
     }
   }
 
+  /** Nothing is running or queued. */
+  get idle(): boolean {
+    return this.#inFlight === 0 && this.#pendingHead >= this.#pending.length;
+  }
+
   /** The client closed its side: answer what is in flight, then finish. */
   endOfInput(): void {
     if (this.#stopping === NONE) this.#stopping = DISC;
@@ -161,20 +176,33 @@ export class Transmission implements ReadOutcome {
   }
 
   /**
-   * Server shutdown: stop reading, answer queued requests with ESHUTDOWN, let running ones
-   * complete, then finish.
+   * Server shutdown: stop reading, and run every request already received (queued ones as the
+   * limits allow) before finishing. Requests parsed after this point are refused with ESHUTDOWN.
    */
   shutdown(): void {
     if (this.#stopping === SHUTDOWN || this.#dead) return;
     this.#stopping = SHUTDOWN;
     this.#pause();
-    while (this.#pendingHead < this.#pending.length) {
-      const req = this.#pending[this.#pendingHead++];
-      this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
+    this.#pump();
+  }
+
+  /**
+   * Shutdown is taking too long (a client not reading its replies keeps queued requests from
+   * starting): answer what is still queued with ESHUTDOWN; running requests still complete.
+   */
+  abandonQueued(): void {
+    if (this.#dead) return;
+    try {
+      while (this.#pendingHead < this.#pending.length) {
+        const req = this.#pending[this.#pendingHead++];
+        this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
+      }
+      this.#pending.length = 0;
+      this.#pendingHead = 0;
+      this.#maybeFinish();
+    } catch (err) {
+      this.#crash(err);
     }
-    this.#pending.length = 0;
-    this.#pendingHead = 0;
-    this.#maybeFinish();
   }
 
   /** The connection is gone: late completions are dropped. */
@@ -227,15 +255,25 @@ export class Transmission implements ReadOutcome {
       this.#waitingForTurn = true;
       return false;
     }
-    if (this.#inFlight === 0) return true;
     if (this.#inFlight >= this.#options.maxInFlight) return false;
     const held = this.#inFlightBytes + this.#socket.writableLength + this.#cost(req);
-    return held <= this.#options.maxQueuedReplyBytes;
+    if (held <= this.#options.maxQueuedReplyBytes) return true;
+    // A request bigger than the whole budget may run alone once the socket has drained; while the
+    // socket needs a drain, its 'drain' event restarts the queue.
+    return this.#inFlight === 0 && !this.#socket.writableNeedDrain;
   }
 
   /** Starts queued requests while limits allow, then resumes reading if nothing waits. */
   #pump(): void {
     if (this.#dead) return;
+    try {
+      this.#pumpQueue();
+    } catch (err) {
+      this.#crash(err);
+    }
+  }
+
+  #pumpQueue(): void {
     while (this.#pendingHead < this.#pending.length) {
       const req = this.#pending[this.#pendingHead];
       if (!this.#canStart(req)) return;
@@ -328,7 +366,7 @@ export class Transmission implements ReadOutcome {
         this.#fail(req, err);
         this.#end(cost);
       },
-    );
+    ).catch(this.#crash);
   }
 
   #begin(cost: number): void {
@@ -369,6 +407,11 @@ export class Transmission implements ReadOutcome {
     this.#end(req.length);
   }
 
+  /** Our bookkeeping threw while answering a READ (called by ReadReplies). */
+  crashed(err: unknown): void {
+    this.#crash(err);
+  }
+
   /** A READ failed; its error reply is still to send (called by ReadReplies). */
   readFailed(req: NbdRequest, err: unknown): void {
     this.#fail(req, err);
@@ -391,7 +434,7 @@ export class Transmission implements ReadOutcome {
         this.#fail(req, err);
         this.#end(0);
       },
-    );
+    ).catch(this.#crash);
   }
 
   // ---- replies ------------------------------------------------------------------------------

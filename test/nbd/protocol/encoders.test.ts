@@ -93,6 +93,20 @@ describe('transmission serializers', () => {
     expect(() => encodeRequestHeader(false, 4, 0, 0, 0, 0, 2 ** 32)).toThrow(BlockError);
   });
 
+  it('extended chunk headers echo any u64 offset exactly from its raw halves', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), (offset) => {
+        const target = { cookieHi: 1, cookieLo: 2, offset: Number(offset), offsetHi: Number(offset >> 32n), offsetLo: Number(offset & 0xffffffffn) };
+        for (const chunk of [encodeErrorChunk(true, target, 1, 22, 'x'), encodeChunkHeader(true, target, 1, 0, 0)]) {
+          expect(chunk.readBigUInt64BE(16)).toBe(offset);
+        }
+      }),
+      { numRuns: 300 },
+    );
+    // Without the halves, an offset a double cannot hold as a u64 is refused with a BlockError.
+    expect(() => encodeChunkHeader(true, { cookieHi: 0, cookieLo: 0, offset: 2 ** 64 }, 1, 0, 0)).toThrow(BlockError);
+  });
+
   it('write reply headers at an offset inside a caller buffer', () => {
     const buf = Buffer.alloc(200, 0xee);
     expect(writeSimpleReply(buf, 1, req, 22)).toBe(16);

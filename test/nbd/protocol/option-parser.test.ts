@@ -60,6 +60,16 @@ describe('OptionParser', () => {
     for (const parts of splits(session)) expect(parseChunks(parts)).toEqual(sessionEvents);
   });
 
+  it('after STARTTLS starts at the first option header, with no client flags', () => {
+    // session = client flags (4 bytes) + options: the same options parse without the flags.
+    const events = parseChunks([session.subarray(4)], { afterStartTls: true });
+    expect(events).toEqual(sessionEvents.slice(1));
+    // Four bytes that would have been flags are an option header's start instead: bad magic.
+    const p = new OptionParser({ afterStartTls: true });
+    p.push(Buffer.alloc(16));
+    expect(() => p.next()).toThrow(NbdProtocolError);
+  });
+
   it('returns nothing until a message is complete, and pulls one message per next()', () => {
     const p = new OptionParser();
     p.push(session.subarray(0, 3));

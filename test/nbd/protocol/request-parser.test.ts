@@ -38,6 +38,8 @@ function expected(req: WireRequest): NbdRequest {
     flags: req.flags,
     ...halves(req.cookie),
     offset: Number(req.offset),
+    offsetHi: Number(req.offset >> 32n),
+    offsetLo: Number(req.offset & 0xffffffffn),
     length: Number(req.length),
     payload: req.payload,
     error: writeWithoutPayload ? 'EINVAL' : undefined,
@@ -132,7 +134,9 @@ describe('RequestParser', () => {
           }),
         );
         const got = parseChunks(chunk(stream, cuts), { extended });
-        expect(got).toEqual(reqs.map((r) => ({ ...expected(r), offset: Number(r.offset) })));
+        // The serializer takes a double: what goes on the wire is the offset rounded to one.
+        const sent = (r: WireRequest): bigint => BigInt(Number(r.offset));
+        expect(got).toEqual(reqs.map((r) => ({ ...expected(r), offset: Number(r.offset), offsetHi: Number(sent(r) >> 32n), offsetLo: Number(sent(r) & 0xffffffffn) })));
       }),
       { numRuns: 150 },
     );
@@ -166,6 +170,8 @@ describe('RequestParser', () => {
       fc.property(u64Arb, u64Arb, (offset, length) => {
         const [req] = parseChunks([build({ type: 4, flags: 0, cookie: 0n, offset, length }, true)], { extended: true });
         expect(req.offset).toBe(Number(offset));
+        // The raw halves are exact at any size: replies echo them.
+        expect((BigInt(req.offsetHi) << 32n) | BigInt(req.offsetLo)).toBe(offset);
         expect(req.length).toBe(Number(length));
         // Never wrapped: a value of 2^53 or more stays at least 2^53.
         if (offset >= 2n ** 53n) expect(req.offset).toBeGreaterThanOrEqual(2 ** 53);
@@ -185,7 +191,7 @@ describe('RequestParser', () => {
     });
     expect(largest).toBeLessThan(1024);
     expect(got).toEqual([
-      { type: 1, flags: 0, cookieHi: 0, cookieLo: 5, offset: 0, length: 5000, payload: undefined, error: 'EINVAL', errorMessage: expect.stringContaining('5000') },
+      { type: 1, flags: 0, cookieHi: 0, cookieLo: 5, offset: 0, offsetHi: 0, offsetLo: 0, length: 5000, payload: undefined, error: 'EINVAL', errorMessage: expect.stringContaining('5000') },
       expected({ type: 3, flags: 0, cookie: 6n, offset: 0n, length: 0n }),
     ]);
   });

@@ -17,12 +17,11 @@ import {
   encodeInfoOption,
   encodeMetaContextOption,
   encodeOption,
-  encodeRequestHeader,
   Opt,
 } from '../../../src/nbd/protocol/index.js';
 import { sleep } from '../../helpers/peers.js';
 import { startServer, type ServerFixture } from './fixture.js';
-import { RawClient } from './raw-client.js';
+import { RawClient, encodeWideRequestHeader } from './raw-client.js';
 
 const SIZE = 1 << 20;
 
@@ -63,47 +62,59 @@ const option: fc.Arbitrary<Buffer> = fc
   )
   .chain(mutate);
 
-const handshake = fc.tuple(fc.oneof(fc.constant(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES), fc.nat()), fc.array(option, { maxLength: 8 })).map(
-  ([flags, options]) => [encodeClientFlags(flags), ...options],
-);
-
-/** A valid negotiation into transmission, then arbitrary request frames. */
-const transmission = fc
+const handshake = fc
   .tuple(
-    fc.constantFrom('simple', 'structured', 'extended'),
-    fc.array(
-      fc
-        .tuple(
-          fc.constantFrom(Cmd.READ, Cmd.WRITE, Cmd.FLUSH, Cmd.TRIM, Cmd.CACHE, Cmd.WRITE_ZEROES, Cmd.BLOCK_STATUS, Cmd.DISC, 9, 0xffff),
-          fc.oneof(fc.constant(0), fc.constantFrom(CmdFlag.FUA, CmdFlag.REQ_ONE, CmdFlag.DF, CmdFlag.PAYLOAD_LEN), fc.integer({ min: 0, max: 0xffff })),
-          fc.oneof(fc.nat({ max: SIZE }), fc.constantFrom(SIZE - 1, 2 ** 53, 2 ** 63)),
-          fc.oneof(fc.nat({ max: 70_000 }), fc.constantFrom(0, 0xffffffff, 33 * 1024 * 1024)),
-          fc.boolean(),
-        )
-        .chain(([type, flags, offset, length, sendPayload]) => {
-          const safeOffset = Math.min(offset, 2 ** 64 - 1);
-          const header = encodeRequestHeader(false, type, flags, 0, 7, safeOffset, length);
-          const payload = type === Cmd.WRITE && sendPayload && length <= 70_000 ? Buffer.alloc(length, 0xab) : Buffer.alloc(0);
-          return mutate(Buffer.concat([header, payload]));
-        }),
-      { maxLength: 12 },
-    ),
+    fc.oneof(fc.constant(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES), fc.nat()),
+    fc.array(option, { maxLength: 8 }),
+    // Sometimes a flood: the same options pipelined thousands of times.
+    fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 100, max: 5000 }) }),
   )
-  .map(([mode, frames]) => {
+  .map(([flags, options, repeat]) => [encodeClientFlags(flags), ...(repeat === 1 ? options : Array.from({ length: repeat }, () => options).flat())]);
+
+/** Arbitrary request frames in the header style of `extended`, offsets up to 2^64 − 1. */
+const frames = (extended: boolean): fc.Arbitrary<Buffer[]> =>
+  fc.array(
+    fc
+      .tuple(
+        fc.constantFrom(Cmd.READ, Cmd.WRITE, Cmd.FLUSH, Cmd.TRIM, Cmd.CACHE, Cmd.WRITE_ZEROES, Cmd.BLOCK_STATUS, Cmd.DISC, 9, 0xffff),
+        fc.oneof(fc.constant(0), fc.constantFrom(CmdFlag.FUA, CmdFlag.REQ_ONE, CmdFlag.DF, CmdFlag.PAYLOAD_LEN), fc.integer({ min: 0, max: 0xffff })),
+        fc.oneof(fc.bigInt({ min: 0n, max: BigInt(SIZE) }), fc.constantFrom(BigInt(SIZE - 1), 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 1n), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n })),
+        fc.oneof(fc.nat({ max: 70_000 }), fc.constantFrom(0, 0xffffffff, 33 * 1024 * 1024)),
+        fc.boolean(),
+      )
+      .chain(([type, flags, offset, length, sendPayload]) => {
+        // Extended WRITEs announce their payload with PAYLOAD_LEN; send it that way most of the time.
+        const f = extended && type === Cmd.WRITE && sendPayload ? flags | CmdFlag.PAYLOAD_LEN : flags;
+        const header = encodeWideRequestHeader(extended, type, f, 7n, offset, BigInt(length));
+        const hasPayload = extended ? (f & CmdFlag.PAYLOAD_LEN) !== 0 : type === Cmd.WRITE;
+        const payload = hasPayload && sendPayload && length <= 70_000 ? Buffer.alloc(length, 0xab) : Buffer.alloc(0);
+        return mutate(Buffer.concat([header, payload]));
+      }),
+    { maxLength: 12 },
+  );
+
+/** A valid negotiation into transmission, then arbitrary request frames in the negotiated style. */
+const transmission = fc
+  .constantFrom('simple', 'structured', 'extended')
+  .chain((mode) => fc.tuple(fc.constant(mode), frames(mode === 'extended')))
+  .map(([mode, requests]) => {
     const pre: Buffer[] = [encodeClientFlags(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)];
     if (mode === 'structured') pre.push(encodeOption(Opt.STRUCTURED_REPLY));
-    // Extended-mode frames below are compact, so the server sees a stream of bad magics: also wanted.
     if (mode === 'extended') pre.push(encodeOption(Opt.EXTENDED_HEADERS));
     pre.push(encodeMetaContextOption(Opt.SET_META_CONTEXT, 'disk', ['base:allocation']));
     pre.push(encodeInfoOption(Opt.GO, 'disk', []));
-    return [...pre, ...frames];
+    return [...pre, ...requests];
   });
 
-/** Sends the segments (sometimes split), then ends or resets; resolves when the server closed. */
-async function attack(port: number, segments: Buffer[], abrupt: boolean): Promise<'closed' | 'hung'> {
+/**
+ * Sends the segments, then ends or resets (reading replies or not); resolves when the server
+ * closed.
+ */
+async function attack(port: number, segments: Buffer[], abrupt: boolean, deaf: boolean, serverDone: () => boolean): Promise<'closed' | 'hung'> {
   const socket = connect(port, '127.0.0.1');
   socket.on('error', () => {});
-  socket.on('data', () => {});
+  // A deaf attacker never reads a reply: the server must still close it (closeTimeoutMs).
+  if (!deaf) socket.on('data', () => {});
   const closed = new Promise<'closed'>((resolve) => socket.once('close', () => resolve('closed')));
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
   for (const s of segments) {
@@ -112,6 +123,15 @@ async function attack(port: number, segments: Buffer[], abrupt: boolean): Promis
   }
   if (abrupt) socket.destroy();
   else socket.end();
+  if (deaf && !abrupt) {
+    // A socket that never reads never sees the server's close either: ask the server instead.
+    for (let i = 0; i < 250; i++) {
+      if (serverDone()) return 'closed';
+      await sleep(20);
+    }
+    socket.destroy();
+    return 'hung';
+  }
   return Promise.race([closed, sleep(5000).then(() => 'hung' as const)]).finally(() => socket.destroy());
 }
 
@@ -123,11 +143,13 @@ describe('NBD server under hostile input', () => {
   let goodLoop: Promise<void>;
   const errors: unknown[] = [];
   let negotiated = 0;
+  let disconnects = 0;
 
   beforeAll(async () => {
-    fixture = await startServer({ exports: { disk: new MemoryDriver({ size: SIZE }) }, negotiationTimeoutMs: 3000, maxPayload: 65536 });
+    fixture = await startServer({ exports: { disk: new MemoryDriver({ size: SIZE }) }, negotiationTimeoutMs: 3000, maxPayload: 65536, closeTimeoutMs: 300 });
     fixture.server.on('error', (e) => errors.push(e));
     fixture.server.on('negotiated', () => negotiated++);
+    fixture.server.on('disconnect', () => disconnects++);
     good = await RawClient.connect(fixture.port);
     await good.start();
     await good.go('disk', { structured: true });
@@ -153,8 +175,11 @@ describe('NBD server under hostile input', () => {
 
   it('closes every hostile handshake and never hangs', async () => {
     await fc.assert(
-      fc.asyncProperty(handshake, fc.boolean(), async (segments, abrupt) => {
-        expect(await attack(fixture.port, segments, abrupt)).toBe('closed');
+      fc.asyncProperty(handshake, fc.boolean(), fc.boolean(), async (segments, abrupt, deaf) => {
+        // Earlier attackers' connections are gone first, so the next disconnect is this one's.
+        for (let i = 0; i < 250 && fixture.server.connectionCount > 1; i++) await sleep(20);
+        const ended = disconnects;
+        expect(await attack(fixture.port, segments, abrupt, deaf, () => disconnects > ended)).toBe('closed');
       }),
       { numRuns: 150 },
     );
@@ -163,8 +188,11 @@ describe('NBD server under hostile input', () => {
   it('closes every hostile transmission stream and never hangs', async () => {
     const before = negotiated;
     await fc.assert(
-      fc.asyncProperty(transmission, fc.boolean(), async (segments, abrupt) => {
-        expect(await attack(fixture.port, segments, abrupt)).toBe('closed');
+      fc.asyncProperty(transmission, fc.boolean(), fc.boolean(), async (segments, abrupt, deaf) => {
+        // Earlier attackers' connections are gone first, so the next disconnect is this one's.
+        for (let i = 0; i < 250 && fixture.server.connectionCount > 1; i++) await sleep(20);
+        const ended = disconnects;
+        expect(await attack(fixture.port, segments, abrupt, deaf, () => disconnects > ended)).toBe('closed');
       }),
       { numRuns: 150 },
     );

@@ -6,6 +6,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
+import { FilterDriver } from '../../../src/filter.js';
+import type { BlockLimits } from '../../../src/types.js';
 import { Cmd, encodeInfoOption, encodeRequestHeader, Opt, Rep } from '../../../src/nbd/protocol/index.js';
 import { NBD_SERVER_CHANNELS, NbdServer, type NbdConnectionInfo } from '../../../src/nbd/server/index.js';
 import { sleep } from '../../helpers/peers.js';
@@ -286,7 +288,16 @@ describe('NBD server lifecycle', () => {
     server.addExport('a', new MemoryDriver({ size: 1 }));
     expect(() => server.addExport('a', new MemoryDriver({ size: 1 }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => server.removeExport('zz')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    // A size that is not a multiple of the driver's minimum block size would be refused by clients.
+    class Aligned4k extends FilterDriver {
+      override get limits(): BlockLimits {
+        return { ...super.limits, minBlockSize: 4096 };
+      }
+    }
+    expect(() => server.addExport('odd', new Aligned4k(new MemoryDriver({ size: 3 * 4096 + 512 })))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    server.addExport('even', new Aligned4k(new MemoryDriver({ size: 3 * 4096 })));
     expect(() => new NbdServer({ maxPayload: 100 })).toThrow(RangeError);
+    expect(() => new NbdServer({ closeTimeoutMs: -1 })).toThrow(RangeError);
     expect(() => new NbdServer({ tls: {} })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     await server.close();
     await expect(server.listen({ port: 0 })).rejects.toMatchObject({ code: 'ESHUTDOWN' });

@@ -152,6 +152,18 @@ describe('NBD server negotiation', () => {
     expect((await other.read(0, 16)).error).toBe(0);
   });
 
+  it('EXPORT_NAME after EXTENDED_HEADERS disconnects instead of entering transmission', async () => {
+    const c = await client();
+    await c.start();
+    expect((await c.option(encodeOption(Opt.EXTENDED_HEADERS))).at(-1)?.kind).toBe('ack');
+    let received = 0;
+    c.socket.on('data', (d: Buffer) => (received += d.length));
+    c.socket.write(encodeExportNameOption(''));
+    await c.closed;
+    // No export-name reply (size and flags) was sent.
+    expect(received).toBe(0);
+  });
+
   it('ABORT is acknowledged, then the connection closes', async () => {
     const c = await client();
     await c.start();

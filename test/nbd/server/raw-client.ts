@@ -49,6 +49,22 @@ export interface GoOptions {
   readonly infoRequests?: readonly number[];
 }
 
+/**
+ * A request header with the offset and length as exact u64 values: `encodeRequestHeader` takes
+ * doubles, which cannot say 2^64 − 1. Compact headers keep the low 32 bits of `length`.
+ */
+export function encodeWideRequestHeader(extended: boolean, type: number, flags: number, cookie: bigint, offset: bigint, length: bigint): Buffer {
+  const out = Buffer.alloc(extended ? 32 : 28);
+  out.writeUInt32BE(extended ? 0x21e41c71 : 0x25609513, 0);
+  out.writeUInt16BE(flags, 4);
+  out.writeUInt16BE(type, 6);
+  out.writeBigUInt64BE(cookie, 8);
+  out.writeBigUInt64BE(offset, 16);
+  if (extended) out.writeBigUInt64BE(length, 24);
+  else out.writeUInt32BE(Number(length & 0xffffffffn), 24);
+  return out;
+}
+
 export class RawClient {
   readonly socket: Socket;
   readonly #optionParser = new OptionReplyParser();
@@ -212,6 +228,16 @@ export class RawClient {
       this.socket.write(encodeRequestHeader(this.extended, type, flags, 0, cookie, offset, effective));
       if (options.payload !== undefined && options.payload.length > 0) this.socket.write(options.payload);
       if (type === Cmd.DISC) resolve({ error: 0, message: '', data: Buffer.alloc(0), chunks: [] });
+    });
+  }
+
+  /** Like `request` without a payload, with the offset and length as exact u64 values. */
+  requestWide(type: number, offset: bigint, length: bigint, flags = 0): Promise<CollectedReply> {
+    const cookie = this.#nextCookie++;
+    return new Promise((resolve) => {
+      const small = type === Cmd.READ && length <= 64n * 1024n * 1024n;
+      this.#pending.set(`0:${cookie}`, { type, offset: Number(offset), length: Number(length), data: Buffer.alloc(small ? Number(length) : 0), chunks: [], error: 0, message: '', resolve });
+      this.socket.write(encodeWideRequestHeader(this.extended, type, flags, BigInt(cookie), offset, length));
     });
   }
 

@@ -6,9 +6,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Cmd, CmdFlag, TransmissionFlag, type NbdRequest } from '../../../src/nbd/protocol/index.js';
-import { BufferPool } from '../../../src/nbd/server/buffer-pool.js';
 import { blockSizes, transmissionFlags } from '../../../src/nbd/server/export-flags.js';
 import { planSparseRead, statusExtents } from '../../../src/nbd/server/reply-chunks.js';
+import { BufferPool, binSize } from '../../../src/nbd/server/buffer-pool.js';
 import { checkRequest, type RequestContext } from '../../../src/nbd/server/request-checks.js';
 import { parseNbdPskFile, socketActivationFds } from '../../../src/nbd/server/index.js';
 import type { BlockExtent } from '../../../src/types.js';
@@ -53,7 +53,8 @@ describe('request validation', () => {
       [Cmd.BLOCK_STATUS]: CmdFlag.REQ_ONE,
     };
     if ((r.flags & ~(CmdFlag.FUA | (perCommand[r.type] ?? 0))) !== 0) return 'EINVAL';
-    if (r.type === Cmd.FLUSH) return undefined;
+    // FLUSH carries no range: the spec has its offset and length zero.
+    if (r.type === Cmd.FLUSH) return r.offset !== 0 || r.length !== 0 ? 'EINVAL' : undefined;
     if (c.readOnly && [Cmd.WRITE, Cmd.TRIM, Cmd.WRITE_ZEROES].includes(r.type as 1)) return 'EPERM';
     if ((r.type === Cmd.READ || r.type === Cmd.WRITE) && r.length > c.maxPayload) return 'EINVAL';
     if (r.offset + r.length > c.size) return r.type === Cmd.WRITE || r.type === Cmd.WRITE_ZEROES ? 'ENOSPC' : 'EINVAL';
@@ -68,7 +69,7 @@ describe('request validation', () => {
         const flags =
           TransmissionFlag.HAS_FLAGS | (c.readOnly ? TransmissionFlag.READ_ONLY : TransmissionFlag.SEND_FAST_ZERO | TransmissionFlag.SEND_WRITE_ZEROES);
         const ctx: RequestContext = { ...c, flags };
-        const req: NbdRequest = { ...r, cookieHi: 0, cookieLo: 1, payload: undefined, error: undefined, errorMessage: undefined };
+        const req: NbdRequest = { ...r, offsetHi: 0, offsetLo: 0, cookieHi: 0, cookieLo: 1, payload: undefined, error: undefined, errorMessage: undefined };
         expect(checkRequest(req, ctx)?.code).toBe(expected(r, { ...ctx, readOnly: c.readOnly }));
       }),
       { numRuns: 2000 },
@@ -76,7 +77,7 @@ describe('request validation', () => {
   });
 
   it('passes on an error the parser already found', () => {
-    const req: NbdRequest = { type: Cmd.WRITE, flags: 0, cookieHi: 0, cookieLo: 0, offset: 0, length: 5, payload: undefined, error: 'EINVAL', errorMessage: 'too big' };
+    const req: NbdRequest = { type: Cmd.WRITE, flags: 0, cookieHi: 0, cookieLo: 0, offset: 0, offsetHi: 0, offsetLo: 0, length: 5, payload: undefined, error: 'EINVAL', errorMessage: 'too big' };
     const ctx: RequestContext = { size: 100, flags: 1, structured: false, extended: false, allocationSelected: false, minBlockSize: 1, maxPayload: 65536 };
     expect(checkRequest(req, ctx)).toEqual({ code: 'EINVAL', message: 'too big' });
   });
@@ -101,6 +102,8 @@ describe('advertised export properties', () => {
           expect(s.maximum).toBeGreaterThanOrEqual(s.preferred);
           expect(s.maximum % s.minimum).toBe(0);
           expect(s.maximum).toBeLessThanOrEqual(Math.max(maxPayload, s.preferred));
+          // The driver's maximum holds whenever the spec's floor for preferred leaves room for it.
+          if (limits.maxBlockSize >= Math.max(s.minimum, 512)) expect(s.maximum).toBeLessThanOrEqual(limits.maxBlockSize);
         },
       ),
     );
@@ -176,7 +179,11 @@ describe('sparse READ plan', () => {
         const length = Math.max(1, total - extra);
         const plan = planSparseRead(extents, offset, length, minHole);
         if (plan === undefined) {
-          // No hole worth sending: every zero run inside the request is shorter than minHole.
+          // No hole worth sending: every zero extent, clipped to the request, is shorter than minHole.
+          for (const e of extents) {
+            const inside = Math.min(e.offset + e.length, offset + length) - Math.max(e.offset, offset);
+            if (e.zero && inside > 0) expect(inside).toBeLessThan(minHole);
+          }
           return;
         }
         let pos = offset;
@@ -253,5 +260,24 @@ describe('PSK files', () => {
       ]),
     );
     for (const bad of ['alice', ':00', 'alice:0', 'alice:zz', 'alice:']) expect(() => parseNbdPskFile(bad)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+});
+
+describe('buffer pool bins', () => {
+  it('fit every request within a quarter, and powers of two exactly', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 64 * 1024, max: 2 ** 31 }), (n) => {
+        const bin = binSize(n);
+        expect(bin).toBeGreaterThanOrEqual(n);
+        expect(bin).toBeLessThanOrEqual(n * 1.25);
+        expect(binSize(2 ** Math.floor(Math.log2(n)))).toBe(2 ** Math.floor(Math.log2(n)));
+        // Requests of one bin share buffers: the bin of a bin is itself.
+        expect(binSize(bin)).toBe(bin);
+      }),
+      { numRuns: 1000 },
+    );
+    const pool = new BufferPool(64 * 1024 * 1024);
+    expect(pool.take(32 * 1024 * 1024 + 28).length).toBe(32 * 1024 * 1024 + 8 * 1024 * 1024);
+    expect(pool.take(1024 * 1024).length).toBe(1024 * 1024);
   });
 });
