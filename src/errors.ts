@@ -6,6 +6,8 @@
  * Programming mistakes — an argument of the wrong type — are plain `TypeError`s instead.
  */
 
+import { Err as NbdErr } from './nbd/protocol/constants.js';
+
 /** The stable error codes a block operation can fail with. */
 export type BlockErrorCode =
   | 'EIO'
@@ -39,28 +41,14 @@ export const BLOCK_ERROR_CODES: readonly BlockErrorCode[] = Object.freeze([
  * remote side, an I/O failure it may retry).
  */
 export const NBD_ERROR_VALUES: Readonly<Record<BlockErrorCode, number>> = Object.freeze({
-  EPERM: 1,
-  EIO: 5,
-  ENOMEM: 12,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOVERFLOW: 75,
-  ENOTSUP: 95,
-  ESHUTDOWN: 108,
-  ECANCELED: 5,
-  ETIMEDOUT: 5,
+  ...NbdErr,
+  ECANCELED: NbdErr.EIO,
+  ETIMEDOUT: NbdErr.EIO,
 });
 
-const CODE_BY_NBD_VALUE: ReadonlyMap<number, BlockErrorCode> = new Map<number, BlockErrorCode>([
-  [1, 'EPERM'],
-  [5, 'EIO'],
-  [12, 'ENOMEM'],
-  [22, 'EINVAL'],
-  [28, 'ENOSPC'],
-  [75, 'EOVERFLOW'],
-  [95, 'ENOTSUP'],
-  [108, 'ESHUTDOWN'],
-]);
+const CODE_BY_NBD_VALUE: ReadonlyMap<number, BlockErrorCode> = new Map(
+  Object.entries(NbdErr).map(([code, value]) => [value, code as BlockErrorCode]),
+);
 
 /** The NBD error value for a code (EIO for codes NBD lacks). */
 export function nbdErrorValue(code: BlockErrorCode): number {
