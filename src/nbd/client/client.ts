@@ -68,6 +68,8 @@ export class NbdClient extends BlockDriver {
   readonly #exportName: string;
   /** Longest TRIM / WRITE_ZEROES / BLOCK_STATUS / CACHE the wire can carry in one request. */
   readonly #maxEffect: number;
+  /** ms close() waits for requests in flight before abandoning them; 0 for ever. */
+  readonly #closeTimeout: number;
   #seq = 0;
 
   private constructor(options: ResolvedClientOptions, address: NbdAddress, pool: ConnectionPool, negotiated: NegotiatedExport) {
@@ -76,6 +78,7 @@ export class NbdClient extends BlockDriver {
     this.#negotiated = negotiated;
     this.#uri = formatNbdUri(address);
     this.#exportName = address.exportName;
+    this.#closeTimeout = options.closeTimeout;
     this.#caps = capabilitiesOf(negotiated);
     this.#limits = limitsOf(negotiated);
     this.#maxEffect =
@@ -145,14 +148,23 @@ export class NbdClient extends BlockDriver {
   /**
    * Stops accepting requests, lets those in flight finish (requests held during a disconnect fail
    * with ESHUTDOWN instead), sends NBD_CMD_DISC on every connection and closes them. Idempotent.
+   * A server that stops answering cannot hold it up beyond `closeTimeout`: then the sockets are
+   * destroyed and the requests still in flight fail with ESHUTDOWN.
    */
   override close(): Promise<void> {
-    if (this.state === 'open') {
-      const closing = super.close();
-      this.#pool.beginClose();
-      return closing;
+    if (this.state !== 'open') return super.close();
+    // The base class waits for requests in flight before it calls _close(), so the deadline has
+    // to be armed here, when closing begins.
+    const closing = super.close();
+    this.#pool.beginClose();
+    if (this.#closeTimeout > 0) {
+      const deadline = setTimeout(() => void this.#pool.abortAll(), this.#closeTimeout);
+      void closing.then(
+        () => clearTimeout(deadline),
+        () => clearTimeout(deadline),
+      );
     }
-    return super.close();
+    return closing;
   }
 
   // ---- operations ----------------------------------------------------------------------------

@@ -152,7 +152,7 @@ export class NbdConnection implements Dispatchable {
     while (this.#requests.has(cookie)) cookie = (cookie + 1) >>> 0;
     this.#nextCookie = (cookie + 1) >>> 0;
     req.cookie = cookie;
-    if (this.#settings.requestTimeout > 0) req.sentAt = performance.now();
+    if (req.sends++ === 0 && this.#settings.requestTimeout > 0) req.firstSentAt = performance.now();
     if (req.command === Cmd.READ && this.#mode !== 'simple') req.coverage ??= new ReadCoverage(req.offset, req.length);
     this.#requests.set(cookie, req);
     const extended = this.#mode === 'extended';
@@ -182,6 +182,22 @@ export class NbdConnection implements Dispatchable {
     await this.#closed;
     clearTimeout(guard);
     this.#phase = 'closed';
+  }
+
+  /**
+   * Ends the connection at once, without NBD_CMD_DISC (the server stopped answering): requests
+   * still unanswered fail with `error(req)`.
+   */
+  abort(error: (req: NbdRequest) => BlockError): Promise<void> {
+    if (this.#phase === 'handshake') return this.#closed;
+    this.#phase = 'closed';
+    this.#stopSweep();
+    this.#placement.reset();
+    const left = [...this.#requests.values()];
+    this.#requests.clear();
+    this.#socket.destroy();
+    for (const req of left) req.reject(error(req));
+    return this.#closed;
   }
 
   // ---- handshake -----------------------------------------------------------------------------
@@ -291,20 +307,24 @@ export class NbdConnection implements Dispatchable {
     this.#sweep = undefined;
   }
 
+  /**
+   * Fails every request past its deadline (counted from its first send, so replays cannot stretch
+   * it), then drops the connection as broken; the others are replayed elsewhere.
+   */
   #checkTimeouts(timeout: number): void {
     const now = performance.now();
-    // Map order is send order, so the first entry is the oldest request in flight.
+    let expired = false;
     for (const req of this.#requests.values()) {
-      if (now - req.sentAt < timeout) return;
+      if (now - req.firstSentAt < timeout) continue;
+      expired = true;
       this.#requests.delete(req.cookie);
       req.reject(
         new BlockError('ETIMEDOUT', `nbd: ${req.op} ${req.offset}+${req.length} got no reply within ${timeout} ms`, {
           details: { op: req.op, offset: req.offset, length: req.length },
         }),
       );
-      this.#drop(new BlockError('ETIMEDOUT', `nbd: connection considered broken: a request timed out after ${timeout} ms`));
-      return;
     }
+    if (expired) this.#drop(new BlockError('ETIMEDOUT', `nbd: connection considered broken: a request timed out after ${timeout} ms`));
   }
 
   // ---- replies -------------------------------------------------------------------------------

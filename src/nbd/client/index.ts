@@ -14,5 +14,10 @@ export {
   type NbdTcpAddress,
   type NbdUnixAddress,
 } from './address.js';
-export { type NbdDisconnectedEvent, type NbdReconnectingEvent, type NbdReconnectedEvent } from './pool.js';
+export {
+  type NbdDisconnectedEvent,
+  type NbdReconnectingEvent,
+  type NbdReconnectedEvent,
+  type PoolEvents as NbdConnectionEvents,
+} from './pool.js';
 export { type NbdBlockSizes } from './negotiate.js';

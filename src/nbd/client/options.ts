@@ -41,10 +41,22 @@ export interface NbdClientOptions extends BlockDriverOptions, NbdNegotiationOpti
   /** Schedule of reconnection attempts. */
   readonly backoff?: BackoffOptions;
   /**
-   * Fail a request with ETIMEDOUT when its reply takes longer than this (ms; default 0, none). The
-   * connection it was sent on is then dropped as broken (its other requests are replayed).
+   * How many times one request may be replayed after losing its connection (default 3). A request
+   * whose connection is lost once more fails with EIO, so a server that breaks every connection
+   * cannot keep requests pending for ever.
+   */
+  readonly replayLimit?: number;
+  /**
+   * Fail a request with ETIMEDOUT when it has no reply this long (ms; default 0, none) after it was
+   * first sent; replays do not restart the clock. The connection is then dropped as broken: every
+   * request on it past its deadline fails, the others are replayed.
    */
   readonly requestTimeout?: number;
+  /**
+   * How long (ms) close() waits for requests in flight (default 30000; 0 waits for ever). After it,
+   * the sockets are destroyed and what is left fails with ESHUTDOWN.
+   */
+  readonly closeTimeout?: number;
   /** Give up a connection attempt (TCP connect plus negotiation) after this long (ms; default 30000). */
   readonly connectTimeout?: number;
   /** Cancels the initial connect. */
@@ -59,7 +71,9 @@ export interface ResolvedClientOptions {
   readonly reconnectDelay: number;
   readonly reconnect: boolean;
   readonly backoff: Backoff;
+  readonly replayLimit: number;
   readonly requestTimeout: number;
+  readonly closeTimeout: number;
   readonly connectTimeout: number;
   readonly negotiation: Required<NbdNegotiationOptions>;
 }
@@ -76,6 +90,8 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) {
     throw new RangeError(`connections must be an integer from 1 to 64, got ${connections}`);
   }
+  const replayLimit = options.replayLimit ?? 3;
+  if (!Number.isInteger(replayLimit) || replayLimit < 0) throw new RangeError(`replayLimit must be an integer ≥ 0, got ${replayLimit}`);
   if (options.exportName !== undefined && typeof options.exportName !== 'string') throw new TypeError('exportName must be a string');
   return {
     name: options.name,
@@ -84,7 +100,9 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
     reconnectDelay: nonNegative(options.reconnectDelay, 0, 'reconnectDelay'),
     reconnect: options.reconnect ?? true,
     backoff: resolveBackoff(options.backoff),
+    replayLimit,
     requestTimeout: nonNegative(options.requestTimeout, 0, 'requestTimeout'),
+    closeTimeout: nonNegative(options.closeTimeout, 30_000, 'closeTimeout'),
     connectTimeout: nonNegative(options.connectTimeout, 30_000, 'connectTimeout'),
     negotiation: {
       extendedHeaders: options.extendedHeaders ?? true,

@@ -14,6 +14,7 @@
  * two overlapping writes must, as with any block device, wait for the first before sending the
  * second — then only the second can be in flight, and the order holds.
  */
+import { performance } from 'node:perf_hooks';
 import { BlockError } from '../../errors.js';
 import { backoffDelay } from './backoff.js';
 import { NbdConnection, type ConnectionHost, type ConnectionSettings } from './connection.js';
@@ -64,7 +65,7 @@ export class ConnectionPool implements ConnectionHost {
   readonly #picker = new LeastOutstanding();
   #slots: Slot[] = [];
   #profile: NegotiatedExport | undefined;
-  #emit: Emit = () => {};
+  #listener: Emit = () => {};
   #held: NbdRequest[] = [];
   #holdTimer: NodeJS.Timeout | undefined;
   /** No usable connection and the hold window is over: fail requests at once. */
@@ -107,7 +108,20 @@ export class ConnectionPool implements ConnectionHost {
 
   /** Routes pool events to the client. */
   set emitter(emit: Emit) {
-    this.#emit = emit;
+    this.#listener = emit;
+  }
+
+  /**
+   * Raises an event. A listener that throws must not break the pool: the throw would land in a
+   * socket handler (an uncaught exception) or end the reconnect loop. It becomes a process warning.
+   */
+  #emit<K extends keyof PoolEvents>(event: K, ...args: PoolEvents[K]): void {
+    try {
+      this.#listener(event, ...args);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      process.emitWarning(`nbd: a '${event}' listener threw: ${message}`, { code: 'BLOCKGRAPH_NBD_LISTENER', detail: err instanceof Error ? err.stack : undefined });
+    }
   }
 
   /** Connections currently usable. */
@@ -139,6 +153,19 @@ export class ConnectionPool implements ConnectionHost {
     this.#failHeld((req) => new BlockError('ESHUTDOWN', `nbd: ${req.op} abandoned: client closed while disconnected`));
   }
 
+  /**
+   * The close deadline passed with requests still unanswered: destroys every connection and fails
+   * what is left with ESHUTDOWN.
+   */
+  async abortAll(): Promise<void> {
+    this.beginClose();
+    const error = (req: NbdRequest): BlockError =>
+      new BlockError('ESHUTDOWN', `nbd: ${req.op} ${req.offset}+${req.length} abandoned: no reply before the close deadline`, {
+        details: { op: req.op, offset: req.offset, length: req.length },
+      });
+    await Promise.all(this.#slots.map((s) => s.conn?.abort(error)));
+  }
+
   /** Disconnects every connection politely (after the client drained its requests). */
   async disconnectAll(): Promise<void> {
     this.beginClose();
@@ -157,13 +184,34 @@ export class ConnectionPool implements ConnectionHost {
       this.#emit('disconnected', { error });
     }
     if (!this.#slots.some((s) => s.usable)) this.#startHold();
-    for (const req of unanswered) this.dispatch(req);
+    for (const req of unanswered) this.#replay(req);
     this.#startReconnect();
   }
 
   requestRefusedByShutdown(_connection: NbdConnection, request: NbdRequest): void {
     if (!this.#slots.some((s) => s.usable)) this.#startHold();
-    this.dispatch(request);
+    this.#replay(request);
+  }
+
+  /**
+   * Sends a request again after its connection failed it, unless it has used up its replays or
+   * its time: a server that breaks every connection must not keep requests pending for ever.
+   */
+  #replay(req: NbdRequest): void {
+    const details = { op: req.op, offset: req.offset, length: req.length };
+    const limit = this.#options.replayLimit;
+    if (req.sends > limit) {
+      req.reject(
+        new BlockError('EIO', `nbd: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.sends - 1} times (replayLimit ${limit})`, { details }),
+      );
+      return;
+    }
+    const timeout = this.#options.requestTimeout;
+    if (timeout > 0 && req.sends > 0 && performance.now() - req.firstSentAt >= timeout) {
+      req.reject(new BlockError('ETIMEDOUT', `nbd: ${req.op} ${req.offset}+${req.length} got no reply within ${timeout} ms`, { details }));
+      return;
+    }
+    this.dispatch(req);
   }
 
   // ---- holding -------------------------------------------------------------------------------
@@ -232,7 +280,12 @@ export class ConnectionPool implements ConnectionHost {
 
   #startReconnect(): void {
     if (!this.#options.reconnect || this.#closing || this.#reconnectLoop !== undefined) return;
-    this.#reconnectLoop = this.#reconnect().finally(() => (this.#reconnectLoop = undefined));
+    this.#reconnectLoop = this.#reconnect()
+      .catch((err: unknown) => {
+        // Not expected (listeners are guarded); report it rather than leave a rejection unhandled.
+        process.emitWarning(`nbd: the reconnect loop failed: ${err instanceof Error ? err.message : String(err)}`, { code: 'BLOCKGRAPH_NBD_RECONNECT' });
+      })
+      .finally(() => (this.#reconnectLoop = undefined));
   }
 
   async #reconnect(): Promise<void> {
@@ -258,6 +311,12 @@ export class ConnectionPool implements ConnectionHost {
         }
         if (this.#closing) {
           void r.value.disconnect();
+          return;
+        }
+        if (!r.value.usable) {
+          // It opened, then dropped while the others were still opening; its connectionLost found
+          // no slot. Leave the slot empty so the next round reopens it.
+          lastError = new BlockError('EIO', 'nbd: a connection closed right after it was opened', { details: { op: 'connect' } });
           return;
         }
         missing[i].conn = r.value;

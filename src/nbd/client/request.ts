@@ -42,12 +42,14 @@ export class NbdRequest {
   readonly target: Uint8Array | undefined;
   readonly #callbacks: RequestCallbacks;
   #settled = false;
+  /** Times it was sent, the first included. */
+  sends = 0;
+  /** When it was first sent (performance.now() ms): the request timeout runs from here. */
+  firstSentAt = 0;
 
   // ---- per-attempt state, cleared by reset() before a replay ----
   /** Cookie on the connection it was last sent on. */
   cookie = 0;
-  /** When it was last sent (performance.now() ms), for the request timeout. */
-  sentAt = 0;
   /** Structured READ: bytes covered so far. */
   coverage: ReadCoverage | undefined;
   /** First error chunk of a structured reply; reported when DONE arrives. */
@@ -120,6 +122,11 @@ export class NbdRequest {
    * `base:allocation` id.
    */
   applyChunk(chunk: ReplyChunk, contextId: number | undefined, exportSize: number): string | undefined {
+    // Only extended headers carry the request's offset back; a different one means a confused server.
+    if (chunk.requestOffset !== undefined) {
+      if (chunk.requestOffset !== this.offset) return `the reply echoes offset ${chunk.requestOffset}, not the request's ${this.offset}`;
+      if (chunk.kind === 'blockStatus' && !chunk.wide) return 'a 32-bit BLOCK_STATUS chunk under extended headers (BLOCK_STATUS_EXT expected)';
+    }
     switch (chunk.kind) {
       case 'none':
         return undefined;
@@ -137,7 +144,7 @@ export class NbdRequest {
         if (this.command !== Cmd.BLOCK_STATUS) return `block-status chunk in the reply to ${this.op}`;
         if (chunk.contextId !== contextId) return undefined; // a context we did not ask for: ignore it
         if (this.extents !== undefined) return 'two block-status chunks for the same context';
-        const extents = toExtents(chunk.extents, this.offset, exportSize);
+        const extents = toExtents(chunk.extents, this.offset, Math.min(exportSize, this.offset + this.length));
         if (typeof extents === 'string') return extents;
         this.extents = extents;
         return undefined;
@@ -172,13 +179,16 @@ export class NbdRequest {
   }
 }
 
-/** Turns base:allocation extents into ours, clamped to the export; a string is a violation. */
-function toExtents(extents: readonly ReplyExtent[], offset: number, exportSize: number): BlockExtent[] | string {
+/**
+ * Turns base:allocation extents into ours, clamped to `end` (the end of the request within the
+ * export): what a server says beyond the range asked about is not kept. A string is a violation.
+ */
+function toExtents(extents: readonly ReplyExtent[], offset: number, end: number): BlockExtent[] | string {
   const out: BlockExtent[] = [];
   let pos = offset;
   for (const e of extents) {
-    if (pos >= exportSize) break;
-    const length = Math.min(e.length, exportSize - pos);
+    if (pos >= end) break;
+    const length = Math.min(e.length, end - pos);
     out.push({
       offset: pos,
       length,

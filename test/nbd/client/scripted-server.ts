@@ -42,6 +42,10 @@ export interface ScriptedServerOptions {
   readonly flags?: number;
   /** Handles a request; return false to fall through to the default (correct) handling. */
   readonly onRequest?: (req: WireRequest, conn: ScriptedConnection) => boolean | void;
+  /** Delay (ms) before answering NBD_OPT_GO on the `accepted`-th connection (from 1); 0 for none. */
+  readonly goDelay?: (accepted: number) => number;
+  /** Called when the `accepted`-th connection (from 1) enters transmission. */
+  readonly onTransmission?: (conn: ScriptedConnection, accepted: number) => void;
 }
 
 /** One client connection of the scripted server, as its request hook sees it. */
@@ -80,6 +84,7 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
   const sockets = new Set<Socket>();
   const requests: RecordedRequest[] = [];
   let connections = 0;
+  let accepted = 0;
   const path = tmpSocketPath();
   const state = { refuse: false };
   const server: Server = createServer((socket) => {
@@ -90,13 +95,13 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
-    serve(socket);
+    serve(socket, ++accepted);
   });
   await new Promise<void>((resolve) => server.listen(path.path, resolve));
 
   const flags = TransmissionFlag.HAS_FLAGS | (options.flags ?? TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_FUA | TransmissionFlag.SEND_TRIM | TransmissionFlag.SEND_WRITE_ZEROES);
 
-  function serve(socket: Socket): void {
+  function serve(socket: Socket, acceptedAs: number): void {
     const fixed = options.fixedNewstyle ?? true;
     socket.write(encodeGreeting((fixed ? HandshakeFlag.FIXED_NEWSTYLE : 0) | HandshakeFlag.NO_ZEROES));
     const opts = new OptionParser();
@@ -122,7 +127,13 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
     const transmit = (rest: Buffer): void => {
       const id = ++connections;
       requestParser = new RequestParser((req) => handle(req, conn, id), { extended });
+      options.onTransmission?.(conn, acceptedAs);
       if (rest.length > 0) requestParser.push(rest);
+    };
+    const answerGo = (code: number, infoRequests: readonly number[]): void => {
+      socket.write(encodeInfoExport(code, size, flags));
+      if (options.blockSizes !== undefined && infoRequests.includes(Info.BLOCK_SIZE)) socket.write(encodeInfoBlockSize(code, ...options.blockSizes));
+      socket.write(encodeAck(code));
     };
     socket.on('data', (chunk: Buffer) => {
       if (requestParser !== undefined) {
@@ -156,10 +167,20 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
           if (o.queries.includes(BaseAllocation.NAME)) socket.write(encodeMetaContextReply(o.code, 1, BaseAllocation.NAME));
           socket.write(encodeAck(o.code));
         } else if (o.kind === 'go' && options.go !== false) {
-          socket.write(encodeInfoExport(o.code, size, flags));
-          if (options.blockSizes !== undefined && o.infoRequests.includes(Info.BLOCK_SIZE)) socket.write(encodeInfoBlockSize(o.code, ...options.blockSizes));
-          socket.write(encodeAck(o.code));
-          transmit(opts.takeRemainder());
+          const delay = options.goDelay?.(acceptedAs) ?? 0;
+          const rest = opts.takeRemainder();
+          if (delay <= 0) {
+            answerGo(o.code, o.infoRequests);
+            transmit(rest);
+          } else {
+            // Park the handshake: the placeholder parser swallows nothing (the client waits for GO).
+            requestParser = new RequestParser(() => {}, { extended });
+            setTimeout(() => {
+              if (socket.destroyed) return;
+              answerGo(o.code, o.infoRequests);
+              transmit(rest);
+            }, delay);
+          }
         } else if (o.kind === 'abort') {
           socket.end(encodeAck(o.code));
         } else {

@@ -1,0 +1,146 @@
+/**
+ * The bounds on reconnecting and replaying, against scripted servers that misbehave on purpose:
+ * a connection lost between opening and adoption, a server that breaks the protocol on every
+ * request, one that never answers (request timeout, close deadline), and listeners that throw.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { NbdClient } from '../../../src/nbd/client/index.js';
+import { Cmd, TransmissionFlag } from '../../../src/nbd/protocol/index.js';
+import { sleep } from '../../helpers/peers.js';
+import { expectSameBytes, patternBytes } from './bytes.js';
+import { startScriptedServer, type ScriptedServer } from './scripted-server.js';
+
+let scripted: ScriptedServer | undefined;
+let client: NbdClient | undefined;
+afterEach(async () => {
+  const c = client;
+  client = undefined;
+  await c?.close();
+  await scripted?.close();
+  scripted = undefined;
+});
+
+/** Resolves with the promise's outcome, or 'pending' when it has not settled within `ms`. */
+async function outcomeWithin<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | { error: unknown } | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  try {
+    return await Promise.race([p.then((ok) => ({ ok }), (error: unknown) => ({ error })), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Polls `condition` every 10 ms for at most `ms`. */
+async function eventually(condition: () => boolean, ms: number): Promise<boolean> {
+  for (let waited = 0; waited < ms; waited += 10) {
+    if (condition()) return true;
+    await sleep(10);
+  }
+  return condition();
+}
+
+const MULTI = TransmissionFlag.SEND_FLUSH | TransmissionFlag.CAN_MULTI_CONN;
+
+describe('reconnecting with several connections', () => {
+  it('a connection that drops after opening, while another is still negotiating, is not adopted and gets reconnected', async () => {
+    scripted = await startScriptedServer({
+      structured: true,
+      flags: MULTI,
+      // Connections 1 and 2 are the initial pair (refused ones are not counted). In the round that
+      // reopens both, connection 3 opens and is cut shortly after while connection 4's GO answer
+      // is still held back.
+      goDelay: (n) => (n === 4 ? 200 : 0),
+      onTransmission: (conn, n) => {
+        if (n === 3) setTimeout(() => conn.socket.destroy(), 30);
+      },
+    });
+    client = await NbdClient.connect(scripted.uri, { connections: 2, reconnectDelay: 10_000, backoff: { initialDelay: 20, maxDelay: 50 } });
+    expect(client.liveConnections).toBe(2);
+    const c = client;
+    // Refuse until both connections are known lost, so one reconnection round opens both at once.
+    scripted.refuse = true;
+    scripted.dropClients();
+    expect(await eventually(() => c.liveConnections === 0, 1000)).toBe(true);
+    await sleep(30);
+    scripted.refuse = false;
+    // The lost connection 3 is replaced by a fifth; adopting it would leave one connection for good.
+    expect(await eventually(() => scripted!.connections >= 5 && client!.liveConnections === 2, 3000)).toBe(true);
+    await client.write(0, patternBytes(4096, 3));
+    expectSameBytes(await client.read(0, 4096), patternBytes(4096, 3));
+  });
+});
+
+describe('replay limits', () => {
+  it('a server that breaks the protocol on every request: the request fails with EIO after replayLimit replays', async () => {
+    scripted = await startScriptedServer({
+      structured: true,
+      // A reply with a bad magic names no request, so everything in flight is replayed.
+      onRequest: (req, conn) => {
+        if (req.type !== Cmd.READ) return false;
+        conn.send(new Uint8Array(32).fill(0xee));
+        return true;
+      },
+    });
+    client = await NbdClient.connect(scripted.uri, { reconnectDelay: 10_000, replayLimit: 2, backoff: { initialDelay: 5, maxDelay: 5 } });
+    const outcome = await outcomeWithin(client.read(0, 512), 3000);
+    expect(outcome).toMatchObject({ error: { code: 'EIO', message: expect.stringMatching(/replayed 2 times/) } });
+    expect(scripted.requests.filter((r) => r.type === Cmd.READ)).toHaveLength(3);
+  });
+
+  it('on a server that never answers, every request in flight fails with ETIMEDOUT about requestTimeout after its submission', async () => {
+    scripted = await startScriptedServer({ structured: true, onRequest: (req) => req.type === Cmd.READ });
+    client = await NbdClient.connect(scripted.uri, { requestTimeout: 150, reconnectDelay: 10_000, backoff: { initialDelay: 5, maxDelay: 5 } });
+    const c = client;
+    const started = Date.now();
+    const reads = Array.from({ length: 8 }, (_, i) => c.read(i * 512, 512).then(() => 'ok', (e: { code: string }) => e.code));
+    const outcome = await outcomeWithin(Promise.all(reads), 1000);
+    // Replaying each request with a fresh clock would take about 8 × 150 ms for the last one.
+    expect(outcome).toEqual({ ok: Array(8).fill('ETIMEDOUT') });
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('closing against a server that stopped answering', () => {
+  it('close() gives up after closeTimeout: sockets are destroyed and what is left fails with ESHUTDOWN', async () => {
+    scripted = await startScriptedServer({ structured: true, onRequest: (req) => req.type === Cmd.READ });
+    client = await NbdClient.connect(scripted.uri, { closeTimeout: 100 });
+    const read = outcomeWithin(client.read(0, 512), 3000);
+    const c = client;
+    client = undefined;
+    const closed = await outcomeWithin(c.close(), 2000);
+    expect(closed).toEqual({ ok: undefined });
+    expect(await read).toMatchObject({ error: { code: 'ESHUTDOWN', message: expect.stringMatching(/close deadline/) } });
+    expect(c.state).toBe('closed');
+  });
+});
+
+describe('listeners that throw', () => {
+  it('a throwing listener neither stops reconnection nor escapes as an uncaught error; it becomes a process warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      scripted = await startScriptedServer({ structured: true });
+      client = await NbdClient.connect(scripted.uri, { reconnectDelay: 10_000, backoff: { initialDelay: 10, maxDelay: 20 } });
+      const c = client;
+      // Registered first: a listener that throws keeps the ones after it from running.
+      const lost = new Promise<void>((resolve) => c.once('disconnected', () => resolve()));
+      for (const event of ['disconnected', 'reconnecting', 'reconnected'] as const) {
+        c.on(event, () => {
+          throw new Error(`listener of ${event} broke`);
+        });
+      }
+      scripted.dropClients();
+      await lost;
+      expect(await eventually(() => c.liveConnections === 1, 3000)).toBe(true);
+      expect(await eventually(() => warnings.some((w) => /reconnected/.test(w)), 1000)).toBe(true);
+      expect(warnings.some((w) => /disconnected/.test(w))).toBe(true);
+      expect(warnings.some((w) => /reconnecting/.test(w))).toBe(true);
+      await client.write(0, patternBytes(512, 9));
+      expectSameBytes(await client.read(0, 512), patternBytes(512, 9));
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
