@@ -17,6 +17,7 @@ import {
   type DiscardOptions,
   type DriverState,
   type IoOptions,
+  type ReadLease,
   type WriteOptions,
   type WriteZeroesOptions,
 } from './types.js';
@@ -37,7 +38,7 @@ export interface BlockDriverOptions {
   readonly name?: string;
 }
 
-type Op = 'read' | 'write' | 'flush' | 'discard' | 'writeZeroes' | 'blockStatus' | 'cache';
+type Op = 'read' | 'leaseRead' | 'write' | 'flush' | 'discard' | 'writeZeroes' | 'blockStatus' | 'cache';
 
 const ZERO_CHUNK = 1024 * 1024;
 let sharedZeros: Uint8Array | undefined;
@@ -58,7 +59,7 @@ function zeros(length: number): Uint8Array {
  * else becomes EIO); and own the caller's buffers only while the call is pending — once the
  * promise of `_read` settles, resolved or rejected, nothing may write into its `target` again,
  * and once the promise of `_write` settles nothing may read its `data` again (copy what must be
- * kept). Callers such as Quorum reuse those buffers the moment a request settles, so a driver that
+ * kept) unless the write was `immutable`. Callers such as Quorum reuse those buffers the moment a request settles, so a driver that
  * hands a buffer to work it cannot cancel (a socket reply, a worker, a slower child) must either
  * wait for that work before settling, even when aborted, or give it a buffer of its own and copy.
  */
@@ -129,6 +130,22 @@ export abstract class BlockDriver extends EventEmitter
     });
   }
 
+  /**
+   * Zero-copy read: read-only views of the driver's own memory for the range, or undefined when it
+   * cannot lend (then use {@link BlockDriver.readInto}). Validated like `read` (ESHUTDOWN, EINVAL,
+   * EOVERFLOW, ECANCELED); a zero-length range lends `{ views: [], release() {} }`, and a range
+   * longer than `limits.maxTransfer` is never lent. The request counts as in flight only until its
+   * promise settles: a lease may outlive close() (its views stay valid memory). The holder must
+   * call `release()` once done; until then the driver copies before changing those bytes.
+   */
+  leaseRead(offset: number, length: number, options?: IoOptions): Promise<ReadLease | undefined> {
+    return attempt(() => {
+      if (this.#check('read', offset, length, options)) return Promise.resolve(EMPTY_LEASE);
+      if (length > this.#pieceSize()) return Promise.resolve(undefined);
+      return this.#admit('leaseRead', offset, length, () => this._leaseRead(offset, length, options ?? {}));
+    });
+  }
+
   async #read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     const max = this.#pieceSize();
     if (target.length <= max) return this._read(offset, target, options);
@@ -140,7 +157,8 @@ export abstract class BlockDriver extends EventEmitter
 
   /**
    * Writes `data` at `offset`. The driver neither reads nor keeps `data` after the promise
-   * settles, resolved or rejected, so the caller may reuse it at once.
+   * settles, resolved or rejected, so the caller may reuse it at once — unless the caller passed
+   * `immutable: true`, promising never to change `data` again, which lets a driver keep it.
    * A rejected write may have reached some of the range (like a failed disk write), never more.
    */
   write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
@@ -261,6 +279,15 @@ export abstract class BlockDriver extends EventEmitter
    * when it rejects, e.g. on an abort), nothing may write into `target` any more.
    */
   protected abstract _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void>;
+
+  /**
+   * Lends views of the range (see {@link BlockDriver.leaseRead}); the default cannot lend and
+   * resolves undefined. An implementation that lends must keep the views' bytes unchanged until
+   * the lease is released, and never lend memory it will write in place.
+   */
+  protected _leaseRead(_offset: number, _length: number, _options: IoOptions): Promise<ReadLease | undefined> {
+    return Promise.resolve(undefined);
+  }
 
   /**
    * Stores `data` at `offset`. Must neither modify `data` (it may be a buffer shared by the base
@@ -434,6 +461,9 @@ export abstract class BlockDriver extends EventEmitter
     }
   }
 }
+
+/** The lease of an empty range: nothing to hold, nothing to release. */
+const EMPTY_LEASE: ReadLease = Object.freeze({ views: Object.freeze([]) as readonly Uint8Array[], release(): void {} });
 
 /** Runs `start`, turning a synchronous throw (a failed validation) into a rejected promise. */
 function attempt<T>(start: () => Promise<T>): Promise<T> {

@@ -10,6 +10,7 @@ import type {
   BlockLimits,
   DiscardOptions,
   IoOptions,
+  ReadLease,
   WriteOptions,
   WriteZeroesOptions,
 } from './types.js';
@@ -47,6 +48,17 @@ export class FilterDriver extends BlockDriver {
 
   protected _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     return this.child.readInto(offset, target, options);
+  }
+  /**
+   * A filter may transform data, so by default it lends nothing (callers fall back to readInto);
+   * filters that pass bytes through unchanged override this to lend their child's views.
+   */
+  protected override _leaseRead(_offset: number, _length: number, _options: IoOptions): Promise<ReadLease | undefined> {
+    return Promise.resolve(undefined);
+  }
+  /** Lends the child's views of the same range, for filters that pass bytes through unchanged. */
+  protected leaseFromChild(offset: number, length: number, options: IoOptions): Promise<ReadLease | undefined> {
+    return this.child.leaseRead(offset, length, options);
   }
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     return this.child.write(offset, data, options);

@@ -29,6 +29,11 @@ export interface BlockCapabilities {
   readonly canMultiConn: boolean;
   /** `cache()` prefetches; otherwise it succeeds without effect. */
   readonly canCache: boolean;
+  /**
+   * Writes with `immutable: true` are kept by reference rather than copied (MemoryDriver). Optional
+   * so that drivers written before it need no change; absent means false.
+   */
+  readonly canAdoptWrites?: boolean;
 }
 
 /** Request-size constraints of a driver. All are in bytes. */
@@ -66,6 +71,23 @@ export interface IoOptions {
 export interface WriteOptions extends IoOptions {
   /** Force Unit Access: resolve only once the data is on stable storage. */
   readonly fua?: boolean;
+  /**
+   * The caller promises nobody will ever modify `data` again, so a driver may keep references to
+   * it (adopt it) instead of copying. Drivers that ignore the hint copy as usual.
+   */
+  readonly immutable?: boolean;
+}
+
+/**
+ * Read-only views of a driver's own memory for one range; see `BlockDriver.leaseRead`. Until it
+ * is released the driver keeps these bytes unchanged (copy-on-write), so a holder may hand the
+ * views to slow work such as a socket write without copying them first.
+ */
+export interface ReadLease {
+  /** Views covering the range in order; their lengths add up to the requested length. Never modify them. */
+  readonly views: readonly Uint8Array[];
+  /** Ends the lease (idempotent). Until then the driver keeps these bytes unchanged (copy-on-write). */
+  release(): void;
 }
 
 /** Options of `discard`. */

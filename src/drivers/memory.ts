@@ -1,6 +1,9 @@
 /**
  * A sparse in-memory disk. Storage is a map of fixed-size chunks allocated on first write, so a
  * 1 TiB device costs nothing until written; discard and unmapping zeroes give chunks back.
+ * Reads can be lent (leaseRead) as views of the chunks themselves: a chunk that is lent, or that
+ * was adopted from an immutable write, is frozen — every change first swaps in a copy, so the
+ * views a holder has never change (copy-on-write).
  */
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
 import { BlockError } from '../errors.js';
@@ -10,6 +13,7 @@ import type {
   BlockLimits,
   DiscardOptions,
   IoOptions,
+  ReadLease,
   WriteOptions,
   WriteZeroesOptions,
 } from '../types.js';
@@ -27,6 +31,8 @@ export interface MemoryDriverOptions extends BlockDriverOptions {
 const DEFAULT_CHUNK = 64 * 1024;
 /** Above this many extents one blockStatus answer stops short; callers continue from its end. */
 const MAX_EXTENTS = 4096;
+/** Longest view of zeros lent for a never-written range (longer runs are lent as several views). */
+const MAX_ZERO_VIEW = 1024 * 1024;
 
 /**
  * A sparse in-memory disk, zero-filled at creation. Discard always frees whole chunks it covers
@@ -37,6 +43,12 @@ export class MemoryDriver extends BlockDriver {
   readonly #size: number;
   readonly #chunkSize: number;
   readonly #chunks = new Map<number, Uint8Array>();
+  /** Chunks lent by unreleased leases, with how many leases hold each (a chunk may be lent twice). */
+  readonly #lent = new Map<Uint8Array, number>();
+  /** Chunks that are views of an immutable write's data: never changed in place. */
+  readonly #adopted = new WeakSet<Uint8Array>();
+  /** Lent for unallocated ranges; never written. */
+  #zeros: Uint8Array | undefined;
   readonly #caps: BlockCapabilities;
   readonly #limits: BlockLimits;
 
@@ -61,6 +73,7 @@ export class MemoryDriver extends BlockDriver {
       canBlockStatus: true,
       canMultiConn: true,
       canCache: false,
+      canAdoptWrites: true,
     });
     this.#limits = Object.freeze({ minBlockSize: 1, preferredBlockSize: 4096, maxBlockSize: 2 ** 31, maxTransfer: 2 ** 31 });
   }
@@ -95,30 +108,73 @@ export class MemoryDriver extends BlockDriver {
     return Promise.resolve();
   }
 
-  protected override _write(offset: number, data: Uint8Array, _options: WriteOptions): Promise<void> {
+  protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     const cs = this.#chunkSize;
-    const failure = this.#allocateRange(offset, data.length);
-    if (failure !== undefined) return Promise.reject(failure);
+    const adopt = options.immutable === true;
+    const fresh = this.#prepare(offset, data.length, 'write', (i) => adopt && this.#covers(offset, data.length, i));
+    if (fresh instanceof BlockError) return Promise.reject(fresh);
+    for (const [i, chunk] of fresh) this.#chunks.set(i, chunk);
     let pos = 0;
     while (pos < data.length) {
       const abs = offset + pos;
       const index = Math.floor(abs / cs);
       const within = abs - index * cs;
       const n = Math.min(cs - within, data.length - pos);
-      (this.#chunks.get(index) as Uint8Array).set(data.subarray(pos, pos + n), within);
+      if (adopt && n === cs) {
+        // The caller promised never to change `data`: keep a view of it instead of a copy.
+        // A plain Uint8Array even when `data` is a Buffer, whose slice() would not copy.
+        const view = new Uint8Array(data.buffer, data.byteOffset + pos, n);
+        this.#adopted.add(view);
+        this.#chunks.set(index, view);
+      } else {
+        (this.#chunks.get(index) as Uint8Array).set(data.subarray(pos, pos + n), within);
+      }
       pos += n;
     }
     return Promise.resolve();
   }
 
+  protected override _leaseRead(offset: number, length: number, _options: IoOptions): Promise<ReadLease | undefined> {
+    const cs = this.#chunkSize;
+    const views: Uint8Array[] = [];
+    const held: Uint8Array[] = [];
+    let pos = 0;
+    while (pos < length) {
+      const abs = offset + pos;
+      const index = Math.floor(abs / cs);
+      const within = abs - index * cs;
+      const n = Math.min(cs - within, length - pos);
+      const chunk = this.#chunks.get(index);
+      if (chunk === undefined) {
+        // Capped so that a driver with huge chunks does not hold a huge zero buffer.
+        const zeros = (this.#zeros ??= new Uint8Array(Math.min(cs, MAX_ZERO_VIEW)));
+        for (let at = 0; at < n; at += zeros.length) views.push(zeros.subarray(0, Math.min(zeros.length, n - at)));
+      } else {
+        views.push(chunk.subarray(within, within + n));
+        held.push(chunk);
+        this.#lent.set(chunk, (this.#lent.get(chunk) ?? 0) + 1);
+      }
+      pos += n;
+    }
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const chunk of held) {
+        const count = (this.#lent.get(chunk) ?? 1) - 1;
+        if (count > 0) this.#lent.set(chunk, count);
+        else this.#lent.delete(chunk);
+      }
+    };
+    return Promise.resolve({ views, release });
+  }
+
   protected override _discard(offset: number, length: number, _options: DiscardOptions): Promise<void> {
-    this.#zero(offset, length, true);
-    return Promise.resolve();
+    return this.#zero(offset, length, true, 'discard');
   }
 
   protected override _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
-    this.#zero(offset, length, options.mayUnmap === true);
-    return Promise.resolve();
+    return this.#zero(offset, length, options.mayUnmap === true, 'writeZeroes');
   }
 
   protected override _blockStatus(offset: number, length: number, _options: IoOptions): Promise<BlockExtent[]> {
@@ -169,51 +225,92 @@ export class MemoryDriver extends BlockDriver {
     return Promise.resolve();
   }
 
-  /**
-   * Allocates every chunk the range lacks before anything is copied, so that running out of
-   * memory fails the write with ENOMEM (not the EIO a stray RangeError would become) and leaves
-   * the device exactly as it was. Returns the error, or undefined when all chunks exist.
-   */
-  #allocateRange(offset: number, length: number): BlockError | undefined {
-    const cs = this.#chunkSize;
-    const last = Math.floor((offset + length - 1) / cs);
-    const added: number[] = [];
-    for (let index = Math.floor(offset / cs); index <= last; index++) {
-      if (this.#chunks.has(index)) continue;
-      let chunk: Uint8Array;
-      try {
-        chunk = new Uint8Array(cs);
-      } catch (err) {
-        for (const i of added) this.#chunks.delete(i);
-        return new BlockError('ENOMEM', `${this.name}: cannot allocate a ${cs}-byte chunk for a write`, {
-          cause: err,
-          details: { op: 'write', offset, length, driver: this.name, chunkSize: cs, allocatedBytes: this.allocatedBytes },
-        });
-      }
-      this.#chunks.set(index, chunk);
-      added.push(index);
-    }
-    return undefined;
+  /** Lent by a lease or adopted from an immutable write: must be copied before any change. */
+  #frozen(chunk: Uint8Array): boolean {
+    return this.#lent.has(chunk) || this.#adopted.has(chunk);
   }
 
-  /** Zeros a range; whole chunks are freed when `unmap` is set, zero-filled otherwise. */
-  #zero(offset: number, length: number, unmap: boolean): void {
+  /** The range covers chunk `index` entirely. */
+  #covers(offset: number, length: number, index: number): boolean {
+    const cs = this.#chunkSize;
+    return offset <= index * cs && offset + length >= (index + 1) * cs;
+  }
+
+  /**
+   * Allocates, before anything is changed, every chunk a change of the range needs: for a write,
+   * the chunks it lacks; for any change, a private copy of each frozen chunk it touches (a blank
+   * one when the range covers it whole). Running out of memory thus fails with ENOMEM (not the EIO
+   * a stray RangeError would become) and leaves the device exactly as it was. Chunks for which
+   * `skip` is true need nothing (a write adopts them, an unmapping zero drops them). Returns the
+   * chunks to install, or the error.
+   */
+  #prepare(offset: number, length: number, op: 'write' | 'writeZeroes' | 'discard', skip: (index: number) => boolean): Map<number, Uint8Array> | BlockError {
+    const cs = this.#chunkSize;
+    const fresh = new Map<number, Uint8Array>();
+    const visit = (index: number): BlockError | undefined => {
+      const chunk = this.#chunks.get(index);
+      if (skip(index)) return undefined;
+      if (chunk !== undefined && !this.#frozen(chunk)) return undefined;
+      if (chunk === undefined && op !== 'write') return undefined;
+      try {
+        const copy = new Uint8Array(cs);
+        if (chunk !== undefined && !this.#covers(offset, length, index)) copy.set(chunk);
+        fresh.set(index, copy);
+      } catch (err) {
+        return new BlockError('ENOMEM', `${this.name}: cannot allocate a ${cs}-byte chunk for a ${op}`, {
+          cause: err,
+          details: { op, offset, length, driver: this.name, chunkSize: cs, allocatedBytes: this.allocatedBytes },
+        });
+      }
+      return undefined;
+    };
+    for (const index of this.#indexes(offset, length, op === 'write')) {
+      const failure = visit(index);
+      if (failure !== undefined) return failure;
+    }
+    return fresh;
+  }
+
+  /**
+   * Indexes of the chunks the range touches: all of them when `all` is set, else only allocated
+   * ones — for a huge sparse range, found from the map's keys rather than by visiting every index.
+   */
+  #indexes(offset: number, length: number, all: boolean): Iterable<number> {
+    const cs = this.#chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((offset + length - 1) / cs);
+    if (!all && last - first + 1 > this.#chunks.size * 4) {
+      return [...this.#chunks.keys()].filter((i) => i >= first && i <= last);
+    }
+    const out: number[] = [];
+    for (let i = first; i <= last; i++) out.push(i);
+    return out;
+  }
+
+  /**
+   * Zeros a range; whole chunks are freed when `unmap` is set, zero-filled otherwise. A frozen
+   * chunk is replaced by a private copy first (see #prepare), so lent views keep their bytes.
+   */
+  #zero(offset: number, length: number, unmap: boolean, op: 'writeZeroes' | 'discard'): Promise<void> {
     const cs = this.#chunkSize;
     const end = offset + length;
-    const first = Math.floor(offset / cs);
-    const last = Math.floor((end - 1) / cs);
-    const visit = (i: number): void => {
+    const dropped = (i: number): boolean => unmap && this.#covers(offset, length, i);
+    const fresh = this.#prepare(offset, length, op, dropped);
+    if (fresh instanceof BlockError) return Promise.reject(fresh);
+    for (const i of this.#indexes(offset, length, false)) {
+      if (dropped(i)) {
+        this.#chunks.delete(i);
+        continue;
+      }
+      const replacement = fresh.get(i);
+      if (replacement !== undefined) this.#chunks.set(i, replacement);
       const chunk = this.#chunks.get(i);
-      if (chunk === undefined) return;
+      if (chunk === undefined) continue;
       const from = Math.max(i * cs, offset) - i * cs;
       const to = Math.min((i + 1) * cs, end) - i * cs;
-      if (unmap && from === 0 && to === cs) this.#chunks.delete(i);
-      else chunk.fill(0, from, to);
-    };
-    if (last - first + 1 > this.#chunks.size * 4) {
-      for (const i of [...this.#chunks.keys()]) if (i >= first && i <= last) visit(i);
-    } else {
-      for (let i = first; i <= last; i++) visit(i);
+      // A blank replacement of a wholly covered chunk is already zero.
+      if (!(replacement !== undefined && from === 0 && to === cs)) chunk.fill(0, from, to);
     }
+    return Promise.resolve();
   }
 }

@@ -2,7 +2,7 @@
  * ReadOnly: a view of the child that refuses every change.
  */
 import { FilterDriver } from '../filter.js';
-import type { BlockCapabilities } from '../types.js';
+import type { BlockCapabilities, IoOptions, ReadLease } from '../types.js';
 
 /**
  * Passes reads, flushes, block status and cache through, and reports `canWrite`, `canDiscard`,
@@ -18,6 +18,10 @@ export class ReadOnly extends FilterDriver {
       readOnlyOf.set(child, caps);
     }
     return caps;
+  }
+  /** Bytes pass through unchanged, so the child's views can be lent as they are. */
+  protected override _leaseRead(offset: number, length: number, options: IoOptions): Promise<ReadLease | undefined> {
+    return this.leaseFromChild(offset, length, options);
   }
 }
 

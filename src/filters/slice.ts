@@ -5,7 +5,7 @@
  */
 import { BlockDriver } from '../driver.js';
 import { FilterDriver, type FilterOptions } from '../filter.js';
-import type { BlockExtent, DiscardOptions, IoOptions, WriteOptions, WriteZeroesOptions } from '../types.js';
+import type { BlockExtent, DiscardOptions, IoOptions, ReadLease, WriteOptions, WriteZeroesOptions } from '../types.js';
 
 /** Options of {@link Slice}. */
 export interface SliceOptions extends FilterOptions {
@@ -44,6 +44,10 @@ export class Slice extends FilterDriver {
 
   protected override _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     return this.child.readInto(this.offset + offset, target, options);
+  }
+  /** Lends the child's views of the shifted range (Offset inherits this). */
+  protected override _leaseRead(offset: number, length: number, options: IoOptions): Promise<ReadLease | undefined> {
+    return this.leaseFromChild(this.offset + offset, length, options);
   }
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     return this.child.write(this.offset + offset, data, options);

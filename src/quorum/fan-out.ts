@@ -20,11 +20,11 @@ const UNMAP_FUA: WriteZeroesOptions = Object.freeze({ mayUnmap: true, fua: true 
  * dispatched it goes to every child, so a cancelled write cannot land on some replicas only, and a
  * child is never blamed (reported) for the caller's change of mind.
  */
-export function childOptions(op: FanOutOp, options: WriteOptions & WriteZeroesOptions & DiscardOptions): WriteZeroesOptions {
+export function childOptions(op: FanOutOp, options: WriteOptions & WriteZeroesOptions & DiscardOptions): WriteOptions & WriteZeroesOptions {
   if (op === 'flush') return NO_OPTIONS;
   if (op === 'discard') return options.fua === true ? UNMAP_FUA : UNMAP;
   if (options.signal === undefined) return options;
-  if (op === 'write') return { fua: options.fua };
+  if (op === 'write') return { fua: options.fua, immutable: options.immutable };
   return { fua: options.fua, mayUnmap: options.mayUnmap, fastZero: options.fastZero };
 }
 

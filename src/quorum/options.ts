@@ -34,6 +34,15 @@ export interface QuorumOptions extends BlockDriverOptions {
    * uses one second.
    */
   readonly reportIntervalMs?: number;
+  /**
+   * Copy each write of at least 64 KiB once into memory of the quorum's own and send that one copy
+   * to every child as `immutable`. Children that adopt such buffers (MemoryDriver) then share it —
+   * writes cost one copy plus an allocation, and voting reads find shared memory equal without
+   * comparing it. Children that ignore the hint would pay one copy and one allocation more per
+   * write, so the default `'auto'` shares only when every child reports
+   * `capabilities.canAdoptWrites` (see docs/quorum.md, "Zero-copy").
+   */
+  readonly shareWrites?: boolean | 'auto';
 }
 
 /** Options of {@link Quorum.addChild}. */
@@ -66,6 +75,7 @@ export interface ResolvedQuorumOptions {
   readonly blkverify: boolean;
   readonly closeChildren: boolean;
   readonly reportIntervalMs: number;
+  readonly shareWrites: boolean | 'auto';
 }
 
 /** Validates quorum options; throws EINVAL (or TypeError for wrong types) on the first broken rule. */
@@ -104,6 +114,8 @@ export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOpti
     if (c.size !== size) invalid(`children differ in size: children[0] has ${size} bytes, children[${i}] has ${c.size}`);
     if (c.state !== 'open') invalid(`children[${i}] is ${c.state}`);
   });
+  const shareWrites = options.shareWrites ?? 'auto';
+  if (shareWrites !== 'auto' && typeof shareWrites !== 'boolean') invalid(`shareWrites ${String(shareWrites)} must be true, false or 'auto'`);
   const reportIntervalMs = options.reportIntervalMs ?? 0;
   if (!(Number.isFinite(reportIntervalMs) && reportIntervalMs >= 0)) {
     invalid(`reportIntervalMs ${reportIntervalMs} must be a finite number ≥ 0`);
@@ -115,5 +127,6 @@ export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOpti
     blkverify,
     closeChildren: options.closeChildren ?? true,
     reportIntervalMs,
+    shareWrites,
   };
 }

@@ -13,6 +13,7 @@ import type {
   BlockLimits,
   DiscardOptions,
   IoOptions,
+  ReadLease,
   WriteOptions,
   WriteZeroesOptions,
 } from '../types.js';
@@ -27,6 +28,7 @@ import { RangeLock } from './range-lock.js';
 import { firstChild, readOrder, type InOrderPattern } from './read-order.js';
 import { QuorumReporter } from './reporter.js';
 import { ScratchPool } from './scratch.js';
+import { adoptableWrite, copyViews, leaseAll, releaseAll, sameBytes, type LeasedRead } from './leases.js';
 import { decideCompletion, decideRead, type ChildOutcome, type ReadPattern } from './vote.js';
 
 /** Idle scratch buffers a quorum keeps for voting reads (dropped on close). */
@@ -202,7 +204,16 @@ export class Quorum extends BlockDriver {
       if (claim.blockers > 0) await this.#lock.wait(claim, options.signal, { op: 'read', offset, length, driver: this.name });
       const kids = this.#members;
       const n = kids.length;
-      // Child 0 reads straight into the caller's buffer: when copies agree, nothing is copied.
+      const leased = await leaseAll(kids, offset, length, options);
+      if (leased !== undefined) {
+        try {
+          await this.#voteLeased(kids, leased, offset, target, options);
+        } finally {
+          releaseAll(leased.leases);
+        }
+        return;
+      }
+      // Some child cannot lend: read copies. Child 0 reads straight into the caller's buffer: when copies agree, nothing is copied.
       const buffers = new Array<Uint8Array>(n);
       buffers[0] = target;
       for (let i = 1; i < n; i++) buffers[i] = this.#scratch.acquire(length);
@@ -218,6 +229,39 @@ export class Quorum extends BlockDriver {
       }
     } finally {
       this.#lock.release(claim);
+    }
+  }
+
+  /**
+   * Voting on lent views: when every child lent identical bytes, the one copy made is child 0's
+   * into the caller's buffer. Otherwise (rare) the views are copied out as the copy path would have
+   * read them, the leases are released, and the vote goes on exactly as on that path.
+   */
+  async #voteLeased(kids: readonly QuorumChild[], leased: LeasedRead, offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+    const { leases, errors } = leased;
+    const n = kids.length;
+    if (errors === undefined) {
+      const first = (leases[0] as ReadLease).views;
+      let equal = true;
+      for (let i = 1; i < n && equal; i++) equal = sameBytes(first, (leases[i] as ReadLease).views);
+      if (equal) {
+        copyViews(first, target);
+        return;
+      }
+    }
+    const length = target.length;
+    const buffers = new Array<Uint8Array>(n);
+    buffers[0] = target;
+    for (let i = 1; i < n; i++) buffers[i] = this.#scratch.acquire(length);
+    try {
+      for (let i = 0; i < n; i++) {
+        const lease = leases[i];
+        if (lease !== undefined) copyViews(lease.views, buffers[i]);
+      }
+      releaseAll(leases);
+      await this.#voteSlow(kids, buffers, errors, offset, options);
+    } finally {
+      for (let i = 1; i < n; i++) this.#scratch.release(buffers[i]);
     }
   }
 
@@ -337,14 +381,24 @@ export class Quorum extends BlockDriver {
       if (claim !== undefined && claim.blockers > 0) await this.#lock.wait(claim, options.signal, { op, offset, length, driver: this.name });
       const kids = this.#members;
       const n = kids.length;
-      const sent = childOptions(op, options);
+      let sent = childOptions(op, options);
+      let payload = data;
+      if (op === 'write' && this.#sharesWrites(kids)) ({ data: payload, options: sent } = adoptableWrite(data as Uint8Array, sent, n));
       const pending = new Array<Promise<void>>(n);
-      for (let i = 0; i < n; i++) pending[i] = issue(kids[i], op, offset, length, data, sent);
+      for (let i = 0; i < n; i++) pending[i] = issue(kids[i], op, offset, length, payload, sent);
       const errors = await settleAll(kids, pending);
       if (errors !== undefined) this.#completionFailed(op, kids, errors, offset, length);
     } finally {
       if (claim !== undefined) this.#lock.release(claim);
     }
+  }
+
+  /** Whether this write goes out as one shared immutable copy (see QuorumOptions.shareWrites). */
+  #sharesWrites(kids: readonly QuorumChild[]): boolean {
+    const mode = this.#options.shareWrites;
+    if (mode !== 'auto') return mode;
+    for (const kid of kids) if (kid.driver.capabilities.canAdoptWrites !== true) return false;
+    return true;
   }
 
   #completionFailed(op: FanOutOp, kids: readonly QuorumChild[], errors: readonly (BlockError | undefined)[], offset: number, length: number): void {

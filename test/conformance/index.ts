@@ -12,6 +12,7 @@ import { concurrencyTests } from './concurrency.js';
 import { alignUp, makeContext, type SuiteContext } from './context.js';
 import { neverWrittenTests, readIntoTests, readWriteTests, unalignedTests } from './io.js';
 import { abortTests } from './abort.js';
+import { leaseTests } from './lease.js';
 import { fuaFlushTests, lifecycleTests } from './lifecycle.js';
 import { manifestTests } from './manifest.js';
 import { modelTests } from './model.js';
@@ -70,6 +71,7 @@ export const SUITE_GROUPS = Object.freeze([
   'abort',
   'concurrency',
   'model',
+  'lease',
 ] as const);
 
 /** The name of one group of the suite. */
@@ -91,6 +93,7 @@ const REGISTER: Readonly<Record<SuiteGroup, (ctx: SuiteContext) => void>> = {
   abort: abortTests,
   concurrency: concurrencyTests,
   model: modelTests,
+  lease: leaseTests,
 };
 
 /** 1 MiB + 12345: odd, so requests near the end of the device are odd-sized too. */

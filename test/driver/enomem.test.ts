@@ -1,6 +1,6 @@
 /**
  * Running out of memory is ENOMEM, not EIO, and changes nothing. The failure is real, not
- * simulated: MemoryDriver (bundled from source with tsup) runs in a child Node process whose
+ * simulated (a lent chunk's copy-on-write included): MemoryDriver (bundled from source with tsup) runs in a child Node process whose
  * address space `ulimit -v` caps, so allocating 1 GiB chunks soon fails inside V8.
  */
 import { execFileSync } from 'node:child_process';
@@ -46,6 +46,15 @@ out.allocatedUnchanged = d.allocatedBytes === before;
 await d.write(last + 5, new Uint8Array([42]));
 out.inside = (await d.read(last, 6))[5];
 out.firstByte = (await d.read(last, 1))[0];
+// A lent chunk needs a private copy before it may change: no memory for one is ENOMEM too, and
+// neither the lent view nor the device changes.
+const lease = await d.leaseRead(last, 6);
+out.cowWrite = await code(d.write(last + 5, new Uint8Array([99])));
+out.cowZero = await code(d.writeZeroes(last, 6));
+out.lentByte = lease.views[0][5];
+out.afterCow = (await d.read(last, 6))[5];
+lease.release();
+out.afterRelease = await code(d.write(last + 4, new Uint8Array([43])));
 // The base class's own read buffer, too large to allocate now.
 out.bigRead = await code(d.read(0, GiB));
 // Any driver's stray allocation failure is mapped the same way.
@@ -90,6 +99,11 @@ describe.skipIf(process.platform !== 'linux')('out of memory (child process unde
     expect(out.allocatedUnchanged).toBe(true);
     expect(out.inside).toBe(42);
     expect(out.firstByte).toBe(out.chunks);
+    expect(out.cowWrite).toBe('ENOMEM');
+    expect(out.cowZero).toBe('ENOMEM');
+    expect(out.lentByte).toBe(42);
+    expect(out.afterCow).toBe(42);
+    expect(out.afterRelease).toBe('ok');
     expect(out.bigRead).toBe('ENOMEM');
     expect(out.mapped).toBe('ENOMEM');
   });

@@ -1,0 +1,110 @@
+/**
+ * MemoryDriver's lending beyond the conformance suite: requests aligned to its chunks, where it
+ * lends and adopts whole chunks, so copy-on-write is exercised on every path (write, writeZeroes
+ * with and without unmap, discard) rather than by chance.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { MemoryDriver } from '../../src/drivers/memory.js';
+import type { ReadLease } from '../../src/types.js';
+
+const CHUNK = 4096;
+const CHUNKS = 16;
+const SIZE = CHUNK * CHUNKS;
+
+function joined(lease: ReadLease): Buffer {
+  return Buffer.concat(lease.views);
+}
+
+/** Byte equality without vitest's slow deep diff of large arrays; reports the first difference. */
+function same(actual: Uint8Array, expected: Uint8Array, what: string): void {
+  if (Buffer.compare(actual, expected) === 0) return;
+  const i = actual.findIndex((b, k) => b !== expected[k]);
+  expect.fail(`${what}: lengths ${actual.length}/${expected.length}, first difference at ${i}`);
+}
+
+function bytes(length: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => ((i * 7 + seed) % 255) + 1);
+}
+
+/** Ranges on half-chunk boundaries: whole chunks, halves, and runs across several chunks. */
+const rangeArb = fc
+  .tuple(fc.integer({ min: 0, max: 2 * CHUNKS - 1 }), fc.integer({ min: 1, max: 8 }))
+  .map(([start, n]) => ({ offset: (start * CHUNK) / 2, length: (Math.min(n, 2 * CHUNKS - start) * CHUNK) / 2 }));
+
+type Step =
+  | { readonly op: 'write'; readonly r: { offset: number; length: number }; readonly seed: number; readonly immutable: boolean }
+  | { readonly op: 'zero' | 'unmap' | 'discard' | 'lease' | 'release' | 'read'; readonly r: { offset: number; length: number } };
+
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  fc.record({ op: fc.constant('write' as const), r: rangeArb, seed: fc.nat(200), immutable: fc.boolean() }),
+  fc.record({ op: fc.constantFrom('zero' as const, 'unmap' as const, 'discard' as const, 'lease' as const, 'release' as const, 'read' as const), r: rangeArb }),
+);
+
+describe('MemoryDriver lending', () => {
+  it('adopts a chunk-aligned immutable write: a lease then shows the caller\'s own memory', async () => {
+    const d = new MemoryDriver({ size: SIZE, chunkSize: CHUNK });
+    const data = bytes(2 * CHUNK, 1);
+    await d.write(CHUNK, data, { immutable: true });
+    const lease = await d.leaseRead(CHUNK, 2 * CHUNK);
+    expect(lease?.views.map((v) => v.buffer === data.buffer)).toEqual([true, true]);
+    lease?.release();
+    // A later partial write copies the adopted chunk instead of writing into the caller's data.
+    await d.write(CHUNK + 10, new Uint8Array([0]));
+    same(data, bytes(2 * CHUNK, 1), 'adopted data');
+    expect((await d.read(CHUNK + 10, 1))[0]).toBe(0);
+    await d.close();
+  });
+
+  it('lends unallocated ranges as zeros without allocating', async () => {
+    const d = new MemoryDriver({ size: SIZE, chunkSize: CHUNK });
+    const lease = await d.leaseRead(100, 3 * CHUNK);
+    expect(lease?.views.reduce((n, v) => n + v.length, 0)).toBe(3 * CHUNK);
+    expect(joined(lease as ReadLease).every((b) => b === 0)).toBe(true);
+    expect(d.allocatedBytes).toBe(0);
+    lease?.release();
+    await d.close();
+  });
+
+  it('model: leases and adopted data never change, reads always match the model', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 30 }), async (steps) => {
+        const d = new MemoryDriver({ size: SIZE, chunkSize: CHUNK });
+        const disk = new Uint8Array(SIZE);
+        const adopted: { data: Uint8Array; copy: Uint8Array }[] = [];
+        const held: { lease: ReadLease; copy: Uint8Array }[] = [];
+        for (const s of steps) {
+          const { offset, length } = s.r;
+          if (s.op === 'write') {
+            const data = bytes(length, s.seed);
+            await d.write(offset, data, { immutable: s.immutable });
+            disk.set(data, offset);
+            if (s.immutable) adopted.push({ data, copy: data.slice() });
+            else data.fill(0xee);
+          } else if (s.op === 'zero' || s.op === 'unmap') {
+            await d.writeZeroes(offset, length, { mayUnmap: s.op === 'unmap' });
+            disk.fill(0, offset, offset + length);
+          } else if (s.op === 'discard') {
+            await d.discard(offset, length);
+            disk.fill(0, offset, offset + length);
+          } else if (s.op === 'lease') {
+            const lease = (await d.leaseRead(offset, length)) as ReadLease;
+            const copy = joined(lease);
+            same(copy, disk.subarray(offset, offset + length), 'new lease');
+            held.push({ lease, copy });
+          } else if (s.op === 'release') {
+            held.shift()?.lease.release();
+          } else {
+            same(await d.read(offset, length), disk.subarray(offset, offset + length), 'read');
+          }
+          for (const a of adopted) same(a.data, a.copy, 'adopted data');
+          for (const h of held) same(joined(h.lease), h.copy, 'held lease');
+        }
+        same(await d.read(0, SIZE), disk, 'whole disk');
+        for (const h of held) h.lease.release();
+        await d.close();
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
