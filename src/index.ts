@@ -25,6 +25,7 @@ export {
   type DiscardOptions,
   type DriverState,
   type IoOptions,
+  type ReadLease,
   type WriteOptions,
   type WriteZeroesOptions,
 } from './types.js';
