@@ -111,9 +111,13 @@ export class MemoryDriver extends BlockDriver {
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     const cs = this.#chunkSize;
     const adopt = options.immutable === true;
-    const fresh = this.#prepare(offset, data.length, 'write', (i) => adopt && this.#covers(offset, data.length, i));
-    if (fresh instanceof BlockError) return Promise.reject(fresh);
-    for (const [i, chunk] of fresh) this.#chunks.set(i, chunk);
+    // The common case — every chunk exists and none is frozen — needs no preparation (and no
+    // per-request allocation on the hot path of small writes).
+    if (adopt || !this.#writable(offset, data.length)) {
+      const fresh = this.#prepare(offset, data.length, 'write', (i) => adopt && this.#covers(offset, data.length, i));
+      if (fresh instanceof BlockError) return Promise.reject(fresh);
+      for (const [i, chunk] of fresh) this.#chunks.set(i, chunk);
+    }
     let pos = 0;
     while (pos < data.length) {
       const abs = offset + pos;
@@ -223,6 +227,17 @@ export class MemoryDriver extends BlockDriver {
   protected override _close(): Promise<void> {
     this.#chunks.clear();
     return Promise.resolve();
+  }
+
+  /** Every chunk of the range exists and may be changed in place. */
+  #writable(offset: number, length: number): boolean {
+    const cs = this.#chunkSize;
+    const last = Math.floor((offset + length - 1) / cs);
+    for (let i = Math.floor(offset / cs); i <= last; i++) {
+      const chunk = this.#chunks.get(i);
+      if (chunk === undefined || this.#frozen(chunk)) return false;
+    }
+    return true;
   }
 
   /** Lent by a lease or adopted from an immutable write: must be copied before any change. */
