@@ -3,10 +3,12 @@
  * tears everything down afterwards.
  */
 import type { AddressInfo } from 'node:net';
+import { afterEach } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import type { BlockDriver } from '../../../src/driver.js';
 import { NbdServer, type NbdServerOptions } from '../../../src/nbd/server/index.js';
 import { tmpSocketPath } from '../../helpers/peers.js';
+import type { RawClient } from './raw-client.js';
 
 export interface ServerFixture {
   readonly server: NbdServer;
@@ -43,4 +45,24 @@ export async function startServer(options: FixtureOptions = {}): Promise<ServerF
       socket?.remove();
     },
   };
+}
+
+/** The server and raw clients one test file has open; see {@link serverScope}. */
+export interface ServerScope {
+  fixture: ServerFixture | undefined;
+  readonly clients: RawClient[];
+}
+
+/**
+ * Registers the teardown every server test file needs — destroy the test's raw clients, then
+ * close its server — and returns the place the tests keep them.
+ */
+export function serverScope(): ServerScope {
+  const scope: ServerScope = { fixture: undefined, clients: [] };
+  afterEach(async () => {
+    for (const c of scope.clients.splice(0)) c.destroy();
+    await scope.fixture?.close();
+    scope.fixture = undefined;
+  });
+  return scope;
 }

@@ -4,29 +4,22 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { FilterDriver } from '../../../src/filter.js';
 import type { BlockLimits } from '../../../src/types.js';
 import { Cmd, encodeInfoOption, encodeRequestHeader, Opt, Rep } from '../../../src/nbd/protocol/index.js';
 import { NBD_SERVER_CHANNELS, NbdServer, type NbdConnectionInfo } from '../../../src/nbd/server/index.js';
 import { sleep } from '../../helpers/peers.js';
-import { startServer, type ServerFixture } from './fixture.js';
+import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
 import { GateDriver } from './test-drivers.js';
 
-let fixture: ServerFixture | undefined;
-const clients: RawClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await fixture?.close();
-  fixture = undefined;
-});
+const scope = serverScope();
 
 async function connect(name = '', mode: 'simple' | 'structured' = 'simple'): Promise<RawClient> {
-  const c = await RawClient.connect(fixture!.port);
-  clients.push(c);
+  const c = await RawClient.connect(scope.fixture!.port);
+  scope.clients.push(c);
   await c.start();
   await c.go(name, { structured: mode === 'structured' });
   return c;
@@ -35,7 +28,7 @@ async function connect(name = '', mode: 'simple' | 'structured' = 'simple'): Pro
 describe('NBD server lifecycle', () => {
   it('answers out of order when the driver completes out of order', async () => {
     const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
-    fixture = await startServer({ exports: { '': gate } });
+    scope.fixture = await startServer({ exports: { '': gate } });
     const c = await connect();
     const order: number[] = [];
     const replies = [0, 4096, 8192].map((off) => c.read(off, 512).then((r) => order.push(off) && r));
@@ -51,7 +44,7 @@ describe('NBD server lifecycle', () => {
 
   it('stops reading a connection at maxInFlight and resumes as replies go out', async () => {
     const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
-    fixture = await startServer({ exports: { '': gate }, maxInFlight: 4 });
+    scope.fixture = await startServer({ exports: { '': gate }, maxInFlight: 4 });
     const c = await connect();
     const all = Array.from({ length: 40 }, (_, i) => c.read(i * 512, 512));
     await gate.whenHeld(4);
@@ -68,7 +61,7 @@ describe('NBD server lifecycle', () => {
 
   it('bounds the bytes held for a connection: big READs wait their turn', async () => {
     const gate = new GateDriver(new MemoryDriver({ size: 64 << 20 }));
-    fixture = await startServer({ exports: { '': gate }, maxQueuedReplyBytes: 4 << 20 });
+    scope.fixture = await startServer({ exports: { '': gate }, maxQueuedReplyBytes: 4 << 20 });
     const c = await connect();
     const all = Array.from({ length: 8 }, (_, i) => c.read(i << 20, 1 << 20));
     await gate.whenHeld(4);
@@ -82,7 +75,7 @@ describe('NBD server lifecycle', () => {
   });
 
   it('stops reading a client that does not read its replies, and catches up when it does', async () => {
-    fixture = await startServer({ exports: { '': new MemoryDriver({ size: 1 << 20 }) } });
+    scope.fixture = await startServer({ exports: { '': new MemoryDriver({ size: 1 << 20 }) } });
     const c = await connect();
     c.socket.pause();
     const header = encodeRequestHeader(false, Cmd.CACHE, 0, 0, 1, 0, 512);
@@ -111,57 +104,57 @@ describe('NBD server lifecycle', () => {
     expect(c.socket.writableLength).toBe(0);
   });
 
-  it('close() lets in-flight requests finish, then closes; new clients are refused', async () => {
+  it('close() lets in-flight requests finish, then closes; new scope.clients are refused', async () => {
     const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
-    fixture = await startServer({ exports: { '': gate } });
+    scope.fixture = await startServer({ exports: { '': gate } });
     const c = await connect();
     const pending = c.write(0, new Uint8Array(512).fill(3));
     await gate.whenHeld(1);
     let closed = false;
-    const closing = fixture.server.close().then(() => (closed = true));
+    const closing = scope.fixture.server.close().then(() => (closed = true));
     await sleep(50);
     expect(closed).toBe(false);
-    await expect(RawClient.connect(fixture.port)).rejects.toThrow();
+    await expect(RawClient.connect(scope.fixture.port)).rejects.toThrow();
     gate.release();
     expect((await pending).error).toBe(0);
     await closing;
     await c.closed;
-    expect(fixture.server.connectionCount).toBe(0);
+    expect(scope.fixture.server.connectionCount).toBe(0);
     expect([...(await gate.child.read(0, 4))]).toEqual([3, 3, 3, 3]);
   });
 
-  it('close() disconnects clients still negotiating', async () => {
-    fixture = await startServer();
-    const c = await RawClient.connect(fixture.port);
-    clients.push(c);
+  it('close() disconnects scope.clients still negotiating', async () => {
+    scope.fixture = await startServer();
+    const c = await RawClient.connect(scope.fixture.port);
+    scope.clients.push(c);
     await c.start();
-    await fixture.server.close();
+    await scope.fixture.server.close();
     await c.closed;
   });
 
-  it('removes exports safely (refused while in use) or hard (clients dropped), leaving the driver open', async () => {
+  it('removes exports safely (refused while in use) or hard (scope.clients dropped), leaving the driver open', async () => {
     const driver = new MemoryDriver({ size: 65536 });
-    fixture = await startServer({ exports: { a: driver, b: new MemoryDriver({ size: 4096 }) } });
+    scope.fixture = await startServer({ exports: { a: driver, b: new MemoryDriver({ size: 4096 }) } });
     const c = await connect('a');
-    expect(() => fixture!.server.removeExport('a')).toThrow(expect.objectContaining({ code: 'EPERM' }));
+    expect(() => scope.fixture!.server.removeExport('a')).toThrow(expect.objectContaining({ code: 'EPERM' }));
     expect((await c.read(0, 16)).error).toBe(0);
-    fixture.server.removeExport('b');
-    expect(fixture.server.hasExport('b')).toBe(false);
-    fixture.server.removeExport('a', { mode: 'hard' });
+    scope.fixture.server.removeExport('b');
+    expect(scope.fixture.server.hasExport('b')).toBe(false);
+    scope.fixture.server.removeExport('a', { mode: 'hard' });
     await c.closed;
     expect(driver.state).toBe('open');
-    const d = await RawClient.connect(fixture.port);
-    clients.push(d);
+    const d = await RawClient.connect(scope.fixture.port);
+    scope.clients.push(d);
     await d.start();
     expect((await d.option(encodeInfoOption(Opt.GO, 'a'))).at(-1)).toMatchObject({ kind: 'error', error: Rep.ERR_UNKNOWN });
-    fixture.server.addExport('a', driver);
+    scope.fixture.server.addExport('a', driver);
     await d.go('a');
     expect((await d.read(0, 16)).error).toBe(0);
   });
 
   it('DISC: in-flight requests are answered, then the server closes the connection', async () => {
     const gate = new GateDriver(new MemoryDriver({ size: 65536 }));
-    fixture = await startServer({ exports: { '': gate } });
+    scope.fixture = await startServer({ exports: { '': gate } });
     const c = await connect();
     const write = c.write(0, new Uint8Array(16).fill(1));
     await gate.whenHeld(1);
@@ -172,8 +165,8 @@ describe('NBD server lifecycle', () => {
     await c.closed;
   });
 
-  it('serves many clients at once, each on its own region', async () => {
-    fixture = await startServer({ exports: { '': new MemoryDriver({ size: 1 << 20 }) } });
+  it('serves many scope.clients at once, each on its own region', async () => {
+    scope.fixture = await startServer({ exports: { '': new MemoryDriver({ size: 1 << 20 }) } });
     const many = await Promise.all(Array.from({ length: 8 }, () => connect('', 'structured')));
     await Promise.all(many.map((c, i) => c.write(i * 65536, new Uint8Array(65536).fill(i + 1))));
     const back = await Promise.all(many.map((c, i) => c.read(((i + 3) % 8) * 65536, 65536)));
@@ -181,11 +174,11 @@ describe('NBD server lifecycle', () => {
   });
 
   it('a client sending garbage is dropped without disturbing another one mid-stream', async () => {
-    fixture = await startServer();
+    scope.fixture = await startServer();
     const good = await connect('', 'structured');
     const bad = await connect();
     const errors: unknown[] = [];
-    fixture.server.on('error', (e) => errors.push(e));
+    scope.fixture.server.on('error', (e) => errors.push(e));
     const writes = Array.from({ length: 50 }, (_, i) => good.write(i * 4096, new Uint8Array(4096).fill(i)));
     bad.socket.write(Buffer.alloc(64, 0xee));
     await bad.closed;
@@ -195,7 +188,7 @@ describe('NBD server lifecycle', () => {
   });
 
   it('emits connection, negotiated and disconnect events, and publishes diagnostics', async () => {
-    fixture = await startServer();
+    scope.fixture = await startServer();
     const seen: string[] = [];
     const published: string[] = [];
     const handlers = Object.entries(NBD_SERVER_CHANNELS).map(([k, name]) => {
@@ -205,13 +198,13 @@ describe('NBD server lifecycle', () => {
     });
     try {
       let info: NbdConnectionInfo | undefined;
-      fixture.server.on('connection', () => seen.push('connection'));
-      fixture.server.on('negotiated', (i) => {
+      scope.fixture.server.on('connection', () => seen.push('connection'));
+      scope.fixture.server.on('negotiated', (i) => {
         info = i;
         seen.push('negotiated');
       });
       const disconnected = new Promise<void>((resolve) =>
-        fixture!.server.on('disconnect', () => {
+        scope.fixture!.server.on('disconnect', () => {
           seen.push('disconnect');
           resolve();
         }),
@@ -229,13 +222,13 @@ describe('NBD server lifecycle', () => {
   });
 
   it('counts requests and bytes per export', async () => {
-    fixture = await startServer({ exports: { x: new MemoryDriver({ size: 65536 }) } });
+    scope.fixture = await startServer({ exports: { x: new MemoryDriver({ size: 65536 }) } });
     const c = await connect('x');
     await c.write(0, new Uint8Array(1000));
     await c.read(0, 300);
     await c.read(65536, 1);
     await c.request(Cmd.FLUSH, 0, 0);
-    expect(fixture.server.exportStats('x')).toMatchObject({
+    expect(scope.fixture.server.exportStats('x')).toMatchObject({
       requests: 4,
       reads: 2,
       writes: 1,
@@ -244,7 +237,7 @@ describe('NBD server lifecycle', () => {
       bytesRead: 300,
       bytesWritten: 1000,
     });
-    expect(fixture.server.exports()).toEqual([expect.objectContaining({ name: 'x', clients: 1, size: 65536, readOnly: false })]);
+    expect(scope.fixture.server.exports()).toEqual([expect.objectContaining({ name: 'x', clients: 1, size: 65536, readOnly: false })]);
   });
 
   it('binds to loopback by default', async () => {
@@ -254,7 +247,7 @@ describe('NBD server lifecycle', () => {
       const addr = (await server.listen({ port: 0 })) as AddressInfo;
       expect(addr.address).toBe('127.0.0.1');
       const c = await RawClient.connect(addr.port);
-      clients.push(c);
+      scope.clients.push(c);
       await c.start();
       await c.go('');
       expect((await c.read(0, 8)).error).toBe(0);
@@ -270,7 +263,7 @@ describe('NBD server lifecycle', () => {
     await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', () => resolve()));
     try {
       const c = await RawClient.connect((plain.address() as AddressInfo).port);
-      clients.push(c);
+      scope.clients.push(c);
       await c.start();
       await c.go('', { structured: true });
       const data = new Uint8Array(300_000).map((_, i) => i % 251);
@@ -288,7 +281,7 @@ describe('NBD server lifecycle', () => {
     server.addExport('a', new MemoryDriver({ size: 1 }));
     expect(() => server.addExport('a', new MemoryDriver({ size: 1 }))).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     expect(() => server.removeExport('zz')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
-    // A size that is not a multiple of the driver's minimum block size would be refused by clients.
+    // A size that is not a multiple of the driver's minimum block size would be refused by scope.clients.
     class Aligned4k extends FilterDriver {
       override get limits(): BlockLimits {
         return { ...super.limits, minBlockSize: 4096 };

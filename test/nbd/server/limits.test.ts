@@ -3,30 +3,23 @@
  * received requests on close(), and the plain socket read path (`fastSocketReads: false`).
  */
 import { randomBytes } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { sleep } from '../../helpers/peers.js';
-import { startServer, type FixtureOptions, type ServerFixture } from './fixture.js';
+import { serverScope, startServer, type FixtureOptions, type ServerFixture } from './fixture.js';
 import { RawClient } from './raw-client.js';
 import { GateDriver } from './test-drivers.js';
 
-let fixture: ServerFixture | undefined;
-const clients: RawClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await fixture?.close();
-  fixture = undefined;
-});
+const scope = serverScope();
 
 async function serve(options: FixtureOptions): Promise<ServerFixture> {
-  fixture = await startServer(options);
-  return fixture;
+  scope.fixture = await startServer(options);
+  return scope.fixture;
 }
 
 async function open(port: number, mode: 'simple' | 'structured' = 'simple'): Promise<RawClient> {
   const c = await RawClient.connect(port);
-  clients.push(c);
+  scope.clients.push(c);
   await c.start();
   await c.go('', { structured: mode === 'structured' });
   return c;
@@ -38,7 +31,7 @@ describe('NBD server limits', () => {
     const a = await open(f.port);
     const b = await open(f.port);
     const extra = await RawClient.connect(f.port);
-    clients.push(extra);
+    scope.clients.push(extra);
     await extra.closed;
     expect(f.server.connectionCount).toBe(2);
     expect((await a.read(0, 16)).error).toBe(0);

@@ -4,7 +4,7 @@
  * replies, extended headers, metadata contexts) follow the rules qemu and libnbd rely on.
  */
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import {
   ClientFlag,
@@ -20,22 +20,15 @@ import {
   Rep,
   TransmissionFlag,
 } from '../../../src/nbd/protocol/index.js';
-import { startServer, type ServerFixture } from './fixture.js';
+import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
 
-let fixture: ServerFixture | undefined;
-const clients: RawClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await fixture?.close();
-  fixture = undefined;
-});
+const scope = serverScope();
 
 async function client(options: Parameters<typeof startServer>[0] = {}): Promise<RawClient> {
-  fixture ??= await startServer(options);
-  const c = await RawClient.connect(fixture.port);
-  clients.push(c);
+  scope.fixture ??= await startServer(options);
+  const c = await RawClient.connect(scope.fixture.port);
+  scope.clients.push(c);
   return c;
 }
 
@@ -68,9 +61,9 @@ describe('NBD server negotiation', () => {
   });
 
   it('lists every export with its description', async () => {
-    fixture = await startServer({ exports: {} });
-    fixture.server.addExport('', new MemoryDriver({ size: 1024 }));
-    fixture.server.addExport('disk two', new MemoryDriver({ size: 2048 }), { description: 'the second' });
+    scope.fixture = await startServer({ exports: {} });
+    scope.fixture.server.addExport('', new MemoryDriver({ size: 1024 }));
+    scope.fixture.server.addExport('disk two', new MemoryDriver({ size: 2048 }), { description: 'the second' });
     const c = await client();
     await c.start();
     const replies = await c.option(encodeOption(Opt.LIST));
@@ -83,8 +76,8 @@ describe('NBD server negotiation', () => {
   });
 
   it('INFO describes an export; unknown exports get ERR_UNKNOWN', async () => {
-    fixture = await startServer({ exports: { a: new MemoryDriver({ size: 3 * 1024 * 1024 }) } });
-    fixture.server.addExport('ro', new MemoryDriver({ size: 4096 }), { readOnly: true, description: 'read only' });
+    scope.fixture = await startServer({ exports: { a: new MemoryDriver({ size: 3 * 1024 * 1024 }) } });
+    scope.fixture.server.addExport('ro', new MemoryDriver({ size: 4096 }), { readOnly: true, description: 'read only' });
     const c = await client();
     await c.start();
     expect((await c.option(encodeInfoOption(Opt.INFO, 'nope'))).at(-1)).toMatchObject({ kind: 'error', error: Rep.ERR_UNKNOWN });
@@ -232,7 +225,7 @@ describe('NBD server negotiation', () => {
   });
 
   it('BLOCK_STATUS works only for the export the context was selected on', async () => {
-    fixture = await startServer({ exports: { a: new MemoryDriver({ size: 65536 }), b: new MemoryDriver({ size: 65536 }) } });
+    scope.fixture = await startServer({ exports: { a: new MemoryDriver({ size: 65536 }), b: new MemoryDriver({ size: 65536 }) } });
     const c = await client();
     await c.start();
     await c.option(encodeOption(Opt.STRUCTURED_REPLY));
@@ -286,8 +279,8 @@ describe('NBD server negotiation', () => {
     await silent.start();
     await silent.option(encodeOption(Opt.STARTTLS));
     await silent.closed; // handshake timeout
-    for (let i = 0; i < 40 && fixture!.server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(fixture!.server.connectionCount).toBe(0);
+    for (let i = 0; i < 40 && scope.fixture!.server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(scope.fixture!.server.connectionCount).toBe(0);
   });
 
   it('drops a client that does not finish negotiating in time', async () => {

@@ -4,10 +4,10 @@
  * that can still change). If the server ever lends driver memory for replies (leaseRead), every
  * lease must also be released exactly once; the counting driver checks that too.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import type { IoOptions, ReadLease } from '../../../src/types.js';
-import { startServer, type ServerFixture } from './fixture.js';
+import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
 
 const MIB = 1024 * 1024;
@@ -32,14 +32,7 @@ class CountingMemory extends MemoryDriver {
   }
 }
 
-let fixture: ServerFixture | undefined;
-const clients: RawClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await fixture?.close();
-  fixture = undefined;
-});
+const scope = serverScope();
 
 function fill(length: number, seed: number): Uint8Array {
   const out = new Uint8Array(length);
@@ -48,9 +41,9 @@ function fill(length: number, seed: number): Uint8Array {
 }
 
 async function connect(driver: MemoryDriver, structured: boolean): Promise<RawClient> {
-  fixture = await startServer({ exports: { '': driver }, sparseReads: false });
-  const c = await RawClient.connect(fixture.port);
-  clients.push(c);
+  scope.fixture = await startServer({ exports: { '': driver }, sparseReads: false });
+  const c = await RawClient.connect(scope.fixture.port);
+  scope.clients.push(c);
   await c.start();
   await c.go('', { structured });
   return c;

@@ -4,10 +4,10 @@
  * huge requests, structured READ shapes, FUA and zeroing flags reaching the driver.
  */
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { Cmd, CmdFlag, ReplyFlag, TransmissionFlag } from '../../../src/nbd/protocol/index.js';
-import { startServer, type ServerFixture } from './fixture.js';
+import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
 import { FailingDriver, SpyDriver } from './test-drivers.js';
 
@@ -17,21 +17,14 @@ const EINVAL = 22;
 const ENOSPC = 28;
 const ENOTSUP = 95;
 
-let fixture: ServerFixture | undefined;
-const clients: RawClient[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.destroy();
-  await fixture?.close();
-  fixture = undefined;
-});
+const scope = serverScope();
 
 type Mode = 'simple' | 'structured' | 'extended';
 
 async function open(exports: Parameters<typeof startServer>[0] = {}, mode: Mode = 'simple', name = ''): Promise<RawClient> {
-  fixture ??= await startServer(exports);
-  const c = await RawClient.connect(fixture.port);
-  clients.push(c);
+  scope.fixture ??= await startServer(exports);
+  const c = await RawClient.connect(scope.fixture.port);
+  scope.clients.push(c);
   await c.start();
   await c.go(name, {
     structured: mode === 'structured',
@@ -236,9 +229,9 @@ describe('NBD server transmission', () => {
   });
 
   it('refuses writes to a read-only export with EPERM', async () => {
-    fixture = await startServer({ exports: {} });
+    scope.fixture = await startServer({ exports: {} });
     const spy = new SpyDriver(new MemoryDriver({ size: 65536 }));
-    fixture.server.addExport('ro', spy, { readOnly: true });
+    scope.fixture.server.addExport('ro', spy, { readOnly: true });
     const c = await open({}, 'simple', 'ro');
     expect(c.transmissionFlags & TransmissionFlag.READ_ONLY).toBe(TransmissionFlag.READ_ONLY);
     expect((await c.write(0, new Uint8Array(8))).error).toBe(EPERM);
@@ -306,7 +299,7 @@ describe('NBD server transmission', () => {
 
   it('reports driver failures: an error chunk with a message, or the simple error value', async () => {
     const failing = new FailingDriver(new MemoryDriver({ size: 65536 }), 32768, 'EIO');
-    fixture = await startServer({ exports: { '': failing } });
+    scope.fixture = await startServer({ exports: { '': failing } });
     const s = await open({}, 'structured');
     const r = await s.read(30000, 4096);
     expect(r.error).toBe(EIO);
