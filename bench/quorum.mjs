@@ -12,14 +12,15 @@
 // the single driver and the quorum run in the same memory regime rather than one in cache and the
 // other not. Rows are PASS or FAIL against the target; nothing is rounded in the quorum's favour.
 //
-// Table 2 measures the copying floor of table 1 without any quorum: three MemoryDriver requests issued at
-// once (plus the two comparisons a vote needs), and raw memcpy/memcmp, so the quorum's own
+// Table 2 measures the floors of table 1 without any quorum: three MemoryDriver requests issued at
+// once (plus the two comparisons a vote needs), one copy into a pooled buffer that three drivers
+// then adopt (what a shared write must do at least), and raw memcpy/memcmp, so the quorum's own
 // overhead can be told apart from the work a 3-way replica on one JavaScript thread must do.
 //
 // Table 3 is secondary: every disk (the baseline's and each child's) waits LATENCY_MS per request,
 // like a local SSD or a network replica; there the children work in parallel.
 import { performance } from 'node:perf_hooks';
-import { Delay, FilterDriver, MemoryDriver, Quorum } from '../dist/index.js';
+import { BufferPool, Delay, FilterDriver, MemoryDriver, Quorum } from '../dist/index.js';
 
 /** A child that ignores the `immutable` hint (copies every write), like a driver that cannot adopt. */
 class NoAdopt extends FilterDriver {
@@ -146,6 +147,17 @@ console.log(`\n2. The floor of table 1: the same work without a quorum, on the o
     (off) => Promise.all(three.map((d) => d.write(off, data))),
     32,
   );
+  const pool = new BufferPool();
+  const shareWrite = await ratio(
+    (off) => single.write(off, data),
+    async (off) => {
+      const copy = pool.take(MiB);
+      copy.set(data);
+      await Promise.all(three.map((d) => d.write(off, copy, { immutable: true })));
+      pool.give(copy);
+    },
+    32,
+  );
   const fanVote = await ratio(
     (off) => single.readInto(off, bufs[0]),
     async (off) => {
@@ -176,14 +188,16 @@ console.log(`\n2. The floor of table 1: the same work without a quorum, on the o
   const f = (r) => `${r.cpu.toFixed(2)}x   ${r.wall.toFixed(2)}x`;
   console.log(`  (cpu, wall)                                                     cpu     wall`);
   console.log(`  write:     3 MemoryDriver writes issued at once vs 1          ${f(fanWrite)}   (quorum reaches ${(bare.write.cpu / fanWrite.cpu).toFixed(2)} of it by cpu)`);
+  console.log(`             1 pooled copy adopted by 3 MemoryDrivers vs 1       ${f(shareWrite)}   (quorum reaches ${(bare.write.cpu / shareWrite.cpu).toFixed(2)} of it by cpu)`);
   console.log(`             raw memcpy of 1 MiB: 3 copies vs 1                   ${f(memcpy3)}`);
   console.log(`  vote read: 3 MemoryDriver reads + 2 memcmp vs 1 read           ${f(fanVote)}   (quorum reaches ${(bare['vote read'].cpu / fanVote.cpu).toFixed(2)} of it by cpu)`);
   console.log(`             raw: 3 copies + 2 memcmp vs 1 copy                   ${f(memVote)}`);
   // Only rows the quorum misses too: lent reads over shared (adopted) chunks do beat the copy floor.
-  const out = TARGETS.filter(([kind, target]) => kind !== 'fifo read' && (kind === 'write' ? fanWrite : fanVote).cpu < target && bare[kind].cpu < target);
+  const out = TARGETS.filter(([kind, target]) => kind !== 'fifo read' && (kind === 'write' ? shareWrite : fanVote).cpu < target && bare[kind].cpu < target);
   if (out.length > 0) {
-    console.log(`  => ${out.map(([k]) => k).join(' and ')}: the target is below the floor, out of reach for bare in-memory children`);
-    console.log(`     (every replica is a real memcpy on one thread; a quorum cannot do less work than this).`);
+    console.log(`  => ${out.map(([k]) => k).join(' and ')}: the target is above what the work itself allows for bare in-memory children`);
+    console.log(`     (one copy is unavoidable — the caller may reuse its buffer — and three drivers must each take the`);
+    console.log(`     shared copy; without any quorum logic that already falls short, so a quorum cannot reach it).`);
   }
 }
 

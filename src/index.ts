@@ -38,3 +38,4 @@ export * from './filters/index.js';
 export * from './bitmap/index.js';
 export * from './quorum/index.js';
 export * from './nbd/index.js';
+export * from './buffers/index.js';

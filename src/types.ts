@@ -30,7 +30,10 @@ export interface BlockCapabilities {
   /** `cache()` prefetches; otherwise it succeeds without effect. */
   readonly canCache: boolean;
   /**
-   * Writes with `immutable: true` are kept by reference rather than copied (MemoryDriver). Optional
+   * Writes with `immutable: true` are kept by reference rather than copied (MemoryDriver). Such a
+   * driver holds what it keeps: `retainBuffer` for each view it keeps past the write, one
+   * `releaseBuffer` for each when it lets the view go (overwritten, discarded, closed; a lease of
+   * it holds it too) — writers such as Quorum reuse pooled memory once nobody holds it. Optional
    * so that drivers written before it need no change; absent means false.
    */
   readonly canAdoptWrites?: boolean;
@@ -73,7 +76,9 @@ export interface WriteOptions extends IoOptions {
   readonly fua?: boolean;
   /**
    * The caller promises nobody will ever modify `data` again, so a driver may keep references to
-   * it (adopt it) instead of copying. Drivers that ignore the hint copy as usual.
+   * it (adopt it) instead of copying. Drivers that ignore the hint copy as usual. Memory tracked
+   * with `trackBuffer` (a pool's) may be reused once every holder has released it; see
+   * `BlockCapabilities.canAdoptWrites` for what an adopting driver must do.
    */
   readonly immutable?: boolean;
 }

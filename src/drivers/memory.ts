@@ -3,9 +3,11 @@
  * 1 TiB device costs nothing until written; discard and unmapping zeroes give chunks back.
  * Reads can be lent (leaseRead) as views of the chunks themselves: a chunk that is lent, or that
  * was adopted from an immutable write, is frozen — every change first swaps in a copy, so the
- * views a holder has never change (copy-on-write).
+ * views a holder has never change (copy-on-write). Adopted and lent memory is held through
+ * retainBuffer/releaseBuffer, so a pooled buffer is reused only after this driver lets it go.
  */
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
+import { releaseBuffer, retainBuffer } from '../buffers/ownership.js';
 import { BlockError } from '../errors.js';
 import type {
   BlockCapabilities,
@@ -45,8 +47,12 @@ export class MemoryDriver extends BlockDriver {
   readonly #chunks = new Map<number, Uint8Array>();
   /** Chunks lent by unreleased leases, with how many leases hold each (a chunk may be lent twice). */
   readonly #lent = new Map<Uint8Array, number>();
-  /** Chunks that are views of an immutable write's data: never changed in place. */
-  readonly #adopted = new WeakSet<Uint8Array>();
+  /**
+   * Indexes of the chunks that are views of an immutable write's data: never changed in place.
+   * Kept by index, not by chunk: hashing a number is free, while every new view would first need
+   * an identity hash, which costs more than the rest of adopting it.
+   */
+  readonly #adopted = new Set<number>();
   /** Lent for unallocated ranges; never written. */
   #zeros: Uint8Array | undefined;
   readonly #caps: BlockCapabilities;
@@ -113,10 +119,11 @@ export class MemoryDriver extends BlockDriver {
     const adopt = options.immutable === true;
     // The common case — every chunk exists and none is frozen — needs no preparation (and no
     // per-request allocation on the hot path of small writes).
+    if (adopt && offset % cs === 0 && data.length % cs === 0) return this.#adoptWhole(offset, data);
     if (adopt || !this.#writable(offset, data.length)) {
       const fresh = this.#prepare(offset, data.length, 'write', (i) => adopt && this.#covers(offset, data.length, i));
       if (fresh instanceof BlockError) return Promise.reject(fresh);
-      for (const [i, chunk] of fresh) this.#chunks.set(i, chunk);
+      for (const [i, chunk] of fresh) this.#install(i, chunk);
     }
     let pos = 0;
     while (pos < data.length) {
@@ -128,13 +135,45 @@ export class MemoryDriver extends BlockDriver {
         // The caller promised never to change `data`: keep a view of it instead of a copy.
         // A plain Uint8Array even when `data` is a Buffer, whose slice() would not copy.
         const view = new Uint8Array(data.buffer, data.byteOffset + pos, n);
-        this.#adopted.add(view);
-        this.#chunks.set(index, view);
+        retainBuffer(view);
+        this.#install(index, view, true);
       } else {
         (this.#chunks.get(index) as Uint8Array).set(data.subarray(pos, pos + n), within);
       }
       pos += n;
     }
+    return Promise.resolve();
+  }
+
+  /**
+   * An immutable write of whole chunks: every chunk becomes a view of `data`, nothing is copied or
+   * allocated but the views. Holds are taken and given back per buffer, not per chunk.
+   */
+  #adoptWhole(offset: number, data: Uint8Array): Promise<void> {
+    const cs = this.#chunkSize;
+    const count = data.length / cs;
+    const first = offset / cs;
+    retainBuffer(data, count);
+    // Runs of replaced chunks from one buffer are let go with one call.
+    let run: Uint8Array | undefined;
+    let runLength = 0;
+    for (let k = 0; k < count; k++) {
+      // A plain Uint8Array even when `data` is a Buffer, whose slice() would not copy.
+      const view = new Uint8Array(data.buffer, data.byteOffset + k * cs, cs);
+      const old = this.#chunks.get(first + k);
+      this.#chunks.set(first + k, view);
+      const wasAdopted = this.#adopted.has(first + k);
+      if (!wasAdopted) this.#adopted.add(first + k);
+      if (old === undefined || !wasAdopted) continue;
+      if (run !== undefined && old.buffer === run.buffer) {
+        runLength++;
+        continue;
+      }
+      if (run !== undefined) releaseBuffer(run, runLength);
+      run = old;
+      runLength = 1;
+    }
+    if (run !== undefined) releaseBuffer(run, runLength);
     return Promise.resolve();
   }
 
@@ -157,6 +196,8 @@ export class MemoryDriver extends BlockDriver {
         views.push(chunk.subarray(within, within + n));
         held.push(chunk);
         this.#lent.set(chunk, (this.#lent.get(chunk) ?? 0) + 1);
+        // The driver may drop an adopted chunk while it is lent; the lease keeps its memory.
+        retainBuffer(chunk);
       }
       pos += n;
     }
@@ -168,6 +209,7 @@ export class MemoryDriver extends BlockDriver {
         const count = (this.#lent.get(chunk) ?? 1) - 1;
         if (count > 0) this.#lent.set(chunk, count);
         else this.#lent.delete(chunk);
+        releaseBuffer(chunk);
       }
     };
     return Promise.resolve({ views, release });
@@ -225,8 +267,28 @@ export class MemoryDriver extends BlockDriver {
   }
 
   protected override _close(): Promise<void> {
+    for (const [i, chunk] of this.#chunks) if (this.#adopted.has(i)) releaseBuffer(chunk);
+    this.#adopted.clear();
     this.#chunks.clear();
     return Promise.resolve();
+  }
+
+  /** Puts `chunk` at `index`, letting go of the one it replaces. */
+  #install(index: number, chunk: Uint8Array, adopted = false): void {
+    const old = this.#chunks.get(index);
+    this.#chunks.set(index, chunk);
+    const wasAdopted = this.#adopted.has(index);
+    if (adopted) this.#adopted.add(index);
+    else if (wasAdopted) this.#adopted.delete(index);
+    if (old !== undefined && wasAdopted) releaseBuffer(old);
+  }
+
+  #remove(index: number): void {
+    const old = this.#chunks.get(index);
+    if (old === undefined) return;
+    this.#chunks.delete(index);
+    // Ends this driver's hold on an adopted chunk (leases may still hold it).
+    if (this.#adopted.delete(index)) releaseBuffer(old);
   }
 
   /** Every chunk of the range exists and may be changed in place. */
@@ -235,14 +297,14 @@ export class MemoryDriver extends BlockDriver {
     const last = Math.floor((offset + length - 1) / cs);
     for (let i = Math.floor(offset / cs); i <= last; i++) {
       const chunk = this.#chunks.get(i);
-      if (chunk === undefined || this.#frozen(chunk)) return false;
+      if (chunk === undefined || this.#frozen(i, chunk)) return false;
     }
     return true;
   }
 
   /** Lent by a lease or adopted from an immutable write: must be copied before any change. */
-  #frozen(chunk: Uint8Array): boolean {
-    return this.#lent.has(chunk) || this.#adopted.has(chunk);
+  #frozen(index: number, chunk: Uint8Array): boolean {
+    return this.#adopted.has(index) || this.#lent.has(chunk);
   }
 
   /** The range covers chunk `index` entirely. */
@@ -265,7 +327,7 @@ export class MemoryDriver extends BlockDriver {
     const visit = (index: number): BlockError | undefined => {
       const chunk = this.#chunks.get(index);
       if (skip(index)) return undefined;
-      if (chunk !== undefined && !this.#frozen(chunk)) return undefined;
+      if (chunk !== undefined && !this.#frozen(index, chunk)) return undefined;
       if (chunk === undefined && op !== 'write') return undefined;
       try {
         const copy = new Uint8Array(cs);
@@ -314,11 +376,11 @@ export class MemoryDriver extends BlockDriver {
     if (fresh instanceof BlockError) return Promise.reject(fresh);
     for (const i of this.#indexes(offset, length, false)) {
       if (dropped(i)) {
-        this.#chunks.delete(i);
+        this.#remove(i);
         continue;
       }
       const replacement = fresh.get(i);
-      if (replacement !== undefined) this.#chunks.set(i, replacement);
+      if (replacement !== undefined) this.#install(i, replacement);
       const chunk = this.#chunks.get(i);
       if (chunk === undefined) continue;
       const from = Math.max(i * cs, offset) - i * cs;

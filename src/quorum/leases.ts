@@ -6,6 +6,7 @@
  */
 import { toBlockError, type BlockError } from '../errors.js';
 import type { IoOptions, ReadLease, WriteOptions } from '../types.js';
+import type { BufferPool } from '../buffers/pool.js';
 import type { QuorumChild } from './child.js';
 
 /**
@@ -104,16 +105,21 @@ export function copyViews(views: readonly Uint8Array[], target: Uint8Array): voi
 }
 
 /**
- * The data and options a write sends to its children. A large write is copied once into memory
- * of the quorum's own and sent as `immutable`, so children that adopt buffers (MemoryDriver) keep
- * that one copy — shared by all of them — instead of copying it each; children that ignore the
- * hint copy as before: one allocation and copy more in all (see QuorumOptions.shareWrites). A
- * caller's own `immutable` buffer is sent as it is.
+ * The data and options a write sends to its children. A large write is copied once into a buffer
+ * from the quorum's pool and sent as `immutable`, so children that adopt buffers (MemoryDriver)
+ * keep that one copy — shared by all of them — instead of copying it each; children that ignore
+ * the hint copy as before (see QuorumOptions.shareWrites). The pooled buffer returns to the pool
+ * once the quorum (`done`) and every adopting child have let it go. A caller's own `immutable`
+ * buffer is sent as it is.
  */
-export function adoptableWrite(data: Uint8Array, sent: WriteOptions, children: number): { data: Uint8Array; options: WriteOptions } {
-  if (sent.immutable === true || children < 2 || data.length < ADOPT_MIN_BYTES) return { data, options: sent };
-  // One fresh buffer per write (not a pooled one): adopting children keep it for good.
-  const copy = Buffer.allocUnsafeSlow(data.length);
+export function adoptableWrite(
+  pool: BufferPool,
+  data: Uint8Array,
+  sent: WriteOptions,
+  children: number,
+): { data: Uint8Array; options: WriteOptions; done: (() => void) | undefined } {
+  if (sent.immutable === true || children < 2 || data.length < ADOPT_MIN_BYTES) return { data, options: sent, done: undefined };
+  const copy = pool.take(data.length);
   copy.set(data);
-  return { data: copy, options: { ...sent, immutable: true } };
+  return { data: copy, options: { ...sent, immutable: true }, done: () => pool.give(copy) };
 }

@@ -37,8 +37,8 @@ export interface QuorumOptions extends BlockDriverOptions {
   /**
    * Copy each write of at least 64 KiB once into memory of the quorum's own and send that one copy
    * to every child as `immutable`. Children that adopt such buffers (MemoryDriver) then share it —
-   * writes cost one copy plus an allocation, and voting reads find shared memory equal without
-   * comparing it. Children that ignore the hint would pay one copy and one allocation more per
+   * writes cost one copy into a pooled buffer (reused once no child holds it), and voting reads
+   * find shared memory equal without comparing it. Children that ignore the hint would pay one copy more per
    * write, so the default `'auto'` shares only when every child reports
    * `capabilities.canAdoptWrites` (see docs/quorum.md, "Zero-copy").
    */

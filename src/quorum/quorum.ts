@@ -5,6 +5,7 @@
  * the I/O, the ordering of overlapping requests and the child bookkeeping.
  * The full semantics are tabulated in docs/quorum.md.
  */
+import { BufferPool } from '../buffers/pool.js';
 import { BlockDriver } from '../driver.js';
 import { BlockError, toBlockError } from '../errors.js';
 import type {
@@ -54,6 +55,8 @@ export class Quorum extends BlockDriver {
   readonly #reporter: QuorumReporter;
   readonly #lock = new RangeLock();
   readonly #scratch = new ScratchPool(SCRATCH_BYTES);
+  /** Buffers of shared writes (see adoptableWrite), reused once no child holds them. */
+  readonly #pool = new BufferPool();
   #members: readonly QuorumChild[];
   #drivers: readonly BlockDriver[];
   #nextName = 0;
@@ -383,10 +386,12 @@ export class Quorum extends BlockDriver {
       const n = kids.length;
       let sent = childOptions(op, options);
       let payload = data;
-      if (op === 'write' && this.#sharesWrites(kids)) ({ data: payload, options: sent } = adoptableWrite(data as Uint8Array, sent, n));
+      let done: (() => void) | undefined;
+      if (op === 'write' && this.#sharesWrites(kids)) ({ data: payload, options: sent, done } = adoptableWrite(this.#pool, data as Uint8Array, sent, n));
       const pending = new Array<Promise<void>>(n);
       for (let i = 0; i < n; i++) pending[i] = issue(kids[i], op, offset, length, payload, sent);
       const errors = await settleAll(kids, pending);
+      done?.();
       if (errors !== undefined) this.#completionFailed(op, kids, errors, offset, length);
     } finally {
       if (claim !== undefined) this.#lock.release(claim);
@@ -425,6 +430,7 @@ export class Quorum extends BlockDriver {
   protected override async _close(): Promise<void> {
     this.#reporter.close();
     this.#scratch.clear();
+    this.#pool.close();
     if (!this.#options.closeChildren) return;
     const settled = await Promise.allSettled(this.#members.map((m) => m.driver.close()));
     const failed = settled.find((s) => s.status === 'rejected');

@@ -47,6 +47,24 @@ export function ioRangeArb(ctx: SuiteContext): fc.Arbitrary<Range> {
   return rangeArb(ctx, ctx.maxIo);
 }
 
+/**
+ * Reads and writes aligned to a common allocation unit (512 B, 4 KiB or 64 KiB, when the device
+ * and the longest request allow): the requests that replace whole chunks of a chunked store,
+ * which random byte ranges hardly ever are.
+ */
+export function alignedIoRangeArb(ctx: SuiteContext): fc.Arbitrary<Range> {
+  const units = [512, 4096, 65536].filter((g) => g % ctx.unit === 0 && g <= ctx.maxIo && g <= ctx.size);
+  if (units.length === 0) return ioRangeArb(ctx);
+  return fc
+    .constantFrom(...units)
+    .chain((g) => {
+      const slots = Math.floor(ctx.size / g);
+      const maxLen = Math.max(1, Math.min(4, Math.floor(ctx.maxIo / g)));
+      return fc.tuple(fc.constant(g), fc.integer({ min: 0, max: slots - 1 }), fc.integer({ min: 1, max: maxLen }));
+    })
+    .map(([g, slot, n]) => ({ offset: slot * g, length: Math.min(n, Math.floor(ctx.size / g) - slot) * g }));
+}
+
 /** A range for discard, writeZeroes and blockStatus, which have no length limit. */
 export function anyRangeArb(ctx: SuiteContext): fc.Arbitrary<Range> {
   return rangeArb(ctx, ctx.size);

@@ -4,13 +4,17 @@
  * of the same range would read; its views never change while it is held, whatever overlapping
  * writes, zeroes and discards happen meanwhile, nor when it is released; release is idempotent;
  * a closed driver refuses with ESHUTDOWN. A model run checks that a driver adopting immutable
- * writes never lets a later change reach memory it lent or adopted earlier.
+ * writes never lets a later change reach memory it lent or adopted earlier, and that it holds
+ * pooled buffers (trackBuffer) while it keeps them: the model's pool scribbles over a buffer the
+ * moment its last hold ends, so a driver that let go too early reads back garbage — and after
+ * close (leases released) no hold may remain.
  */
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { BlockDriver } from '../../src/driver.js';
+import { bufferHolds, releaseBuffer, trackBuffer } from '../../src/buffers/ownership.js';
 import type { ReadLease } from '../../src/types.js';
-import { anyRangeArb, ioRangeArb, type Range } from './arbitraries.js';
+import { alignedIoRangeArb, anyRangeArb, ioRangeArb, type Range } from './arbitraries.js';
 import { expectBytes, expectCode, pattern, readAll, writeAll } from './checks.js';
 import type { SuiteContext } from './context.js';
 
@@ -32,18 +36,46 @@ type Change = { readonly kind: 'write' | 'zero' | 'unmap' | 'discard'; readonly 
 function changeArb(ctx: SuiteContext): fc.Arbitrary<Change> {
   return fc.record({
     kind: fc.constantFrom('write' as const, 'zero' as const, 'unmap' as const, 'discard' as const),
-    r: fc.oneof(ioRangeArb(ctx), anyRangeArb(ctx)),
+    r: fc.oneof(ioRangeArb(ctx), alignedIoRangeArb(ctx), anyRangeArb(ctx)),
     seed: fc.nat(),
   });
 }
 
-async function apply(d: BlockDriver, c: Change, maxIo: number, immutable: boolean): Promise<void> {
+async function apply(d: BlockDriver, c: Change, maxIo: number, mode: WriteMode): Promise<void> {
   if (c.kind === 'write') {
     const data = pattern(c.r.length, c.seed);
-    if (c.r.length <= maxIo) await d.write(c.r.offset, data, { immutable });
+    if (c.r.length <= maxIo) await writeAs(d, c.r.offset, data, mode);
     else await writeAll(d, c.r.offset, data, maxIo);
   } else if (c.kind === 'discard') await d.discard(c.r.offset, c.r.length);
   else await d.writeZeroes(c.r.offset, c.r.length, { mayUnmap: c.kind === 'unmap' });
+}
+
+/** How a write hands over its data: a buffer the caller reuses, one it never changes, or a pooled one. */
+type WriteMode = 'copy' | 'immutable' | 'pooled';
+const writeModeArb = fc.constantFrom<WriteMode>('copy', 'immutable', 'pooled');
+
+/**
+ * Writes `data` as `mode` says. A pooled write goes from memory of its own (holds are counted per
+ * ArrayBuffer), tracked so that it is spoiled (0xee) the moment its last hold ends — as a pool
+ * would reuse it — and the writer's own hold ends as soon as the write settles. Returns that
+ * memory for pooled writes. A copied write's buffer is spoiled at once, as a caller may reuse it.
+ */
+async function writeAs(d: BlockDriver, offset: number, data: Uint8Array, mode: WriteMode): Promise<Uint8Array | undefined> {
+  if (mode !== 'pooled') {
+    const own = mode === 'copy' ? data.slice() : data;
+    await d.write(offset, own, { immutable: mode === 'immutable' });
+    if (mode === 'copy') own.fill(0xee);
+    return undefined;
+  }
+  const buf = new Uint8Array(new ArrayBuffer(data.length));
+  buf.set(data);
+  trackBuffer(buf, () => buf.fill(0xee));
+  try {
+    await d.write(offset, buf, { immutable: true });
+  } finally {
+    releaseBuffer(buf);
+  }
+  return buf;
 }
 
 /** Registers the `lease` tests. */
@@ -75,23 +107,24 @@ export function leaseTests(ctx: SuiteContext): void {
   it('lent views stay unchanged through overlapping writes, zeroes and discards, and after release', async () => {
     await fc.assert(
       fc.asyncProperty(
-        ioRangeArb(ctx),
+        fc.oneof(ioRangeArb(ctx), alignedIoRangeArb(ctx)),
         fc.nat(),
         fc.array(changeArb(ctx), { minLength: 1, maxLength: 6 }),
-        fc.boolean(),
-        async (r, seed, changes, immutable) => {
+        writeModeArb,
+        async (r, seed, changes, mode) => {
           await ctx.withDriver(async (d) => {
-            if (rw) await d.write(r.offset, pattern(r.length, seed), { immutable });
+            if (rw) await writeAs(d, r.offset, pattern(r.length, seed), mode);
             const lease = await d.leaseRead(r.offset, r.length);
             if (lease === undefined) return;
             const before = joined(lease);
             // A second lease of the same bytes, released early, must not unpin the first.
             const other = await d.leaseRead(r.offset, r.length);
             other?.release();
-            if (rw) for (const c of changes) await apply(d, c, maxIo, immutable);
+            if (rw) for (const c of changes) await apply(d, c, maxIo, mode);
             expectBytes(joined(lease), before, 'lent views after changes', r.offset);
             lease.release();
-            expectBytes(joined(lease), before, 'lent views after release', r.offset);
+            // Pooled memory may be reused once the last hold (this lease's) ends; other memory stays.
+            if (mode !== 'pooled') expectBytes(joined(lease), before, 'lent views after release', r.offset);
           });
         },
       ),
@@ -137,6 +170,8 @@ interface LeaseModel {
   readonly disk: Uint8Array;
   /** Arrays written with `immutable`, with a copy of what they held: neither side may change. */
   readonly adopted: { readonly data: Uint8Array; readonly copy: Uint8Array }[];
+  /** Buffers written from the model's pool: overwritten with 0xee once their last hold ends. */
+  readonly pooled: Uint8Array[];
   /** Leases held, with the bytes they showed when taken. */
   readonly held: { readonly lease: ReadLease; readonly bytes: Uint8Array; readonly offset: number }[];
 }
@@ -150,18 +185,18 @@ function expectIntact(m: LeaseModel): void {
 }
 
 class WriteCommand implements Command {
-  constructor(readonly r: Range, readonly seed: number, readonly immutable: boolean) {}
+  constructor(readonly r: Range, readonly seed: number, readonly mode: WriteMode) {}
   check = (): boolean => true;
   async run(m: LeaseModel, d: BlockDriver): Promise<void> {
     const data = pattern(this.r.length, this.seed);
-    await d.write(this.r.offset, data, { immutable: this.immutable });
     m.disk.set(data, this.r.offset);
-    // The caller keeps its promise for immutable data; other buffers it may reuse at once.
-    if (this.immutable) m.adopted.push({ data, copy: data.slice() });
-    else data.fill(0xee);
+    const pooled = await writeAs(d, this.r.offset, data, this.mode);
+    if (pooled !== undefined) m.pooled.push(pooled);
+    // The caller keeps its promise for immutable data.
+    if (this.mode === 'immutable') m.adopted.push({ data, copy: data.slice() });
     expectIntact(m);
   }
-  toString = (): string => `write(${this.r.offset}, ${this.r.length}, immutable: ${this.immutable})`;
+  toString = (): string => `write(${this.r.offset}, ${this.r.length}, ${this.mode})`;
 }
 
 class ZeroCommand implements Command {
@@ -215,24 +250,30 @@ class ReadCommand implements Command {
 
 function immutableModelTest(ctx: SuiteContext): void {
   const { size, timeout, numRuns } = ctx;
+  const io = fc.oneof(ioRangeArb(ctx), alignedIoRangeArb(ctx));
   const commands = [
-    fc.tuple(ioRangeArb(ctx), fc.nat(), fc.boolean()).map(([r, s, imm]) => new WriteCommand(r, s, imm)),
+    fc
+      .tuple(io, fc.nat(), writeModeArb)
+      .map(([r, s, mode]) => new WriteCommand(r, s, mode)),
     fc.tuple(anyRangeArb(ctx), fc.boolean()).map(([r, unmap]) => new ZeroCommand(r, unmap)),
-    ioRangeArb(ctx).map((r) => new LeaseCommand(r)),
+    io.map((r) => new LeaseCommand(r)),
     fc.nat().map((n) => new ReleaseCommand(n)),
-    ioRangeArb(ctx).map((r) => new ReadCommand(r)),
+    io.map((r) => new ReadCommand(r)),
   ];
-  it('model: immutable writes and leases never let a later change alias earlier data', async () => {
+  it('model: immutable writes and leases never let a later change alias earlier data; pooled memory is held while kept', async () => {
     await fc.assert(
       fc.asyncProperty(fc.commands(commands, { maxCommands: 30 }), async (cmds) => {
+        const pooled: Uint8Array[] = [];
         await ctx.withDriver(async (d) => {
-          const model: LeaseModel = { disk: new Uint8Array(size), adopted: [], held: [] };
+          const model: LeaseModel = { disk: new Uint8Array(size), adopted: [], pooled, held: [] };
           try {
             await fc.asyncModelRun(() => ({ model, real: d }), cmds);
           } finally {
             for (const h of model.held) h.lease.release();
           }
         });
+        // Closed, leases released: the driver keeps nothing, so it holds nothing.
+        for (const buf of pooled) expect(bufferHolds(buf), 'holds on a pooled buffer after close').toBe(0);
       }),
       { numRuns },
     );

@@ -167,6 +167,71 @@ describe('large writes sent once as immutable', () => {
     );
   });
 
+  it('the shared copy is reused once no replica and no lease holds it, and never before', async () => {
+    const SIZE = 4 * ADOPT_MIN_BYTES;
+    /** Records the memory each write was sent from. */
+    class Spy extends FilterDriver {
+      readonly sent: ArrayBufferLike[] = [];
+      protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
+        this.sent.push(data.buffer);
+        return super._write(offset, data, options);
+      }
+    }
+    const slot = fc.integer({ min: 0, max: 3 });
+    const step = fc.record({ slot, seed: fc.integer({ min: 1, max: 255 }), lease: fc.boolean(), release: fc.boolean() });
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        const mems = [0, 1, 2].map(() => new MemoryDriver({ size: SIZE }));
+        const spies = mems.map((m) => new Spy(m));
+        const q = new Quorum({ children: spies, threshold: 2 });
+        const model = new Uint8Array(SIZE);
+        const held: { lease: ReadLease; bytes: string }[] = [];
+        for (const s of steps) {
+          const at = s.slot * ADOPT_MIN_BYTES;
+          if (s.lease) {
+            const lease = (await mems[s.seed % 3].leaseRead(at, ADOPT_MIN_BYTES)) as ReadLease;
+            held.push({ lease, bytes: hex(model.subarray(at, at + ADOPT_MIN_BYTES)) });
+          }
+          const data = new Uint8Array(ADOPT_MIN_BYTES).fill(s.seed);
+          await q.write(at, data);
+          model.set(data, at);
+          data.fill(0xee);
+          if (s.release) held.shift()?.lease.release();
+          // Every replica reads the model, and memory a lease still holds is untouched.
+          for (const m of mems) expect(hex(await m.read(0, SIZE))).toBe(hex(model));
+          for (const h of held) expect(hex(Buffer.concat(h.lease.views))).toBe(h.bytes);
+        }
+        // Every child got the same memory for each write.
+        expect(spies[1].sent).toEqual(spies[0].sent);
+        expect(spies[2].sent).toEqual(spies[0].sent);
+        for (const h of held) h.lease.release();
+        await q.close();
+      }),
+      { numRuns: 80 },
+    );
+  });
+
+  it('overwriting a slot frees its copy for the next write (no allocation in steady state)', async () => {
+    const size = 2 * ADOPT_MIN_BYTES;
+    const mems = [0, 1, 2].map(() => new MemoryDriver({ size }));
+    const sent: ArrayBufferLike[] = [];
+    class Spy extends FilterDriver {
+      protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
+        if (this === spies[0]) sent.push(data.buffer);
+        return super._write(offset, data, options);
+      }
+    }
+    const spies = mems.map((m) => new Spy(m));
+    const q = new Quorum({ children: spies, threshold: 2 });
+    open.push(q);
+    const data = new Uint8Array(ADOPT_MIN_BYTES);
+    for (let i = 0; i < 6; i++) await q.write((i % 2) * ADOPT_MIN_BYTES, data.fill(i + 1));
+    // Writes 0 and 1 fill both slots; from then on each write frees the copy two writes back.
+    expect(new Set(sent).size).toBe(3);
+    expect(sent[3]).toBe(sent[0]);
+    expect(hex(await mems[2].read(0, size))).toBe(hex(Buffer.concat([new Uint8Array(ADOPT_MIN_BYTES).fill(5), new Uint8Array(ADOPT_MIN_BYTES).fill(6)])));
+  });
+
   it("a caller's own immutable buffer is sent as it is, and small writes are not copied", async () => {
     const { kids } = lenders([true, true], ADOPT_MIN_BYTES * 2);
     const q = new Quorum({ children: kids, threshold: 2 });

@@ -1,0 +1,2 @@
+export { bufferHolds, releaseBuffer, retainBuffer, trackBuffer } from './ownership.js';
+export { BufferPool } from './pool.js';
