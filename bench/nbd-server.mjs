@@ -9,6 +9,7 @@
 // not share a JavaScript thread; the machine has 2 cores, so fio and the server each get about one.
 //
 //   npx tsup && node bench/nbd-server.mjs            (BENCH_ROUNDS=2 BENCH_SECONDS=5 by default)
+//   BENCH_ONLY="seq read" node bench/nbd-server.mjs    (only the workloads whose name contains it)
 //   node bench/nbd-server.mjs --serve PORT SIZE      (internal: the server child)
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer, connect } from 'node:net';
@@ -18,12 +19,13 @@ const SIZE = 256 * 1024 * 1024;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 
+// BENCH_ONLY=read (a substring of the workload names) runs only the workloads that match.
 const WORKLOADS = [
   { name: '4 KiB randread QD32', rw: 'randread', bs: '4k', depth: 32, unit: 'IOPS' },
   { name: '4 KiB randwrite QD32', rw: 'randwrite', bs: '4k', depth: 32, unit: 'IOPS' },
   { name: '1 MiB seq read QD8', rw: 'read', bs: '1m', depth: 8, unit: 'MiB/s' },
   { name: '1 MiB seq write QD8', rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' },
-];
+].filter((w) => w.name.includes(process.env.BENCH_ONLY ?? ''));
 
 if (process.argv[2] === '--serve') {
   await serve(Number(process.argv[3]), Number(process.argv[4]));

@@ -104,6 +104,12 @@ export function checkChunkLength(type: number, length: number, extended: boolean
       return;
     case ReplyType.ERROR_OFFSET:
       if (length < 14) throw invalid(`ERROR_OFFSET chunk of ${length} bytes (at least 14 required)`);
+      // The message length is a 16-bit field: anything longer is not an error chunk.
+      if (length > 14 + 0xffff) throw invalid(`ERROR_OFFSET chunk of ${length} bytes (at most ${14 + 0xffff})`);
+      return;
+    case ReplyType.ERROR:
+      if (length < 6) throw invalid(`error chunk of ${length} bytes (at least 6 required)`);
+      if (length > 6 + 0xffff) throw invalid(`ERROR chunk of ${length} bytes (at most ${6 + 0xffff})`);
       return;
     default:
       // Other error types (bit 15) can be skipped by a client that does not know them; other types cannot.

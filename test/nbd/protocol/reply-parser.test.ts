@@ -267,6 +267,9 @@ describe('ReplyParser', () => {
       [head(0x8001, 6).u32(5).u16(3).build(), 'invalid-message'], // message past the end
       [head(0x8002, 14).u32(5).u16(1).u64(0n).build(), 'invalid-message'], // message runs into the offset
       [head(0x8001, 5).u32(5).u8(0).build(), 'invalid-message'],
+      // A 16-bit message length bounds error chunks: longer ones fail at the header, unbuffered.
+      [head(0x8001, 6 + 0x10000).build(), 'invalid-message'],
+      [head(0x8002, 14 + 0x10000).build(), 'invalid-message'],
       [wire().u32(0x6e8a278c).u16(0).u16(6).u64(1n).u64(0n).u64(40n).u32(1).u32(3).u64(1n).u64(0n).u64(1n).u64(0n).build(), 'invalid-message', 'extended'], // count mismatch
       [wire().u32(0x668e33ef).u16(1).u16(0).u64(1n).u32(0).build(), 'bad-magic', 'simple'],
       [wire().u32(0x67446698).u32(0).u64(1n).zeros(16).build(), 'bad-magic', 'extended'],
