@@ -3,8 +3,9 @@
  *
  * The URI grammar is the one NBD's doc/uri.md defines and qemu and libnbd accept: the export name
  * is the percent-decoded path after its first `/`, TCP defaults to port 10809, and a Unix socket is
- * given by the `socket` query parameter with an empty authority. TLS (`nbds`) and vsock schemes
- * are recognised so they can be refused with a clear error rather than a parse failure.
+ * given by the `socket` query parameter with an empty authority. The TLS schemes (`nbds`,
+ * `nbds+unix`) mark the address as needing TLS; vsock schemes are recognised so they can be refused
+ * with a clear error rather than a parse failure.
  */
 import { BlockError } from '../../errors.js';
 
@@ -17,6 +18,8 @@ export interface NbdTcpAddress {
   readonly host: string;
   readonly port: number;
   readonly exportName: string;
+  /** The URI's scheme asked for TLS (`nbds://`). */
+  readonly tls?: boolean;
 }
 
 /** A Unix-domain socket and the export to open on it. */
@@ -24,6 +27,8 @@ export interface NbdUnixAddress {
   readonly transport: 'unix';
   readonly path: string;
   readonly exportName: string;
+  /** The URI's scheme asked for TLS (`nbds+unix://`). */
+  readonly tls?: boolean;
 }
 
 /** A resolved connection target. */
@@ -68,7 +73,8 @@ function decode(part: string, what: string): string {
 
 /**
  * Parses an NBD URI. Supported: `nbd://host[:port][/export]` and
- * `nbd+unix:///[export]?socket=/path`. `nbds`, `nbds+unix` and `nbd+vsock` fail with ENOTSUP;
+ * `nbd+unix:///[export]?socket=/path`, and their TLS forms `nbds://` and `nbds+unix://` (the
+ * address then has `tls: true`). `nbd+vsock` and `nbds+vsock` fail with ENOTSUP;
  * anything malformed fails with EINVAL. Unknown query parameters are ignored, as libnbd does.
  */
 export function parseNbdUri(uri: string): NbdAddress {
@@ -77,12 +83,14 @@ export function parseNbdUri(uri: string): NbdAddress {
   // rewrite export names such as "a/../b", which NBD passes to the server verbatim.
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)([^?#]*)(?:\?([^#]*))?(#.*)?$/.exec(uri);
   const scheme = (m?.[1] ?? /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(uri)?.[1] ?? '').toLowerCase();
-  if (scheme === 'nbds' || scheme === 'nbds+unix' || scheme === 'nbd+vsock' || scheme === 'nbds+vsock') {
-    throw new BlockError('ENOTSUP', `nbd: ${scheme}:// is not supported (no TLS or vsock transport)`, {
+  if (scheme === 'nbd+vsock' || scheme === 'nbds+vsock') {
+    throw new BlockError('ENOTSUP', `nbd: ${scheme}:// is not supported (no vsock transport)`, {
       details: { op: 'connect', uri },
     });
   }
-  if (scheme !== 'nbd' && scheme !== 'nbd+unix') throw invalid(`not an nbd:// or nbd+unix:// URI: ${JSON.stringify(uri)}`, { uri });
+  const secure = scheme === 'nbds' || scheme === 'nbds+unix';
+  const unix = scheme === 'nbd+unix' || scheme === 'nbds+unix';
+  if (scheme !== 'nbd' && !unix && !secure) throw invalid(`not an nbd://, nbds://, nbd+unix:// or nbds+unix:// URI: ${JSON.stringify(uri)}`, { uri });
   if (m === null) throw invalid(`malformed URI ${JSON.stringify(uri)}`, { uri });
   const [, , authority, path, query, fragment] = m;
   if (fragment !== undefined) throw invalid('a fragment is not allowed in an NBD URI', { uri });
@@ -90,15 +98,16 @@ export function parseNbdUri(uri: string): NbdAddress {
   const params = parseQuery(query ?? '');
   // The first '/' separates authority from export name and is not part of the name.
   const exportName = checkExportName(decode(path.startsWith('/') ? path.slice(1) : path, 'export name'));
-  if (scheme === 'nbd+unix') {
-    if (authority !== '') throw invalid('nbd+unix:// must have an empty authority (nbd+unix:///export?socket=PATH)', { uri });
+  const tls = secure ? { tls: true } : {};
+  if (unix) {
+    if (authority !== '') throw invalid(`${scheme}:// must have an empty authority (${scheme}:///export?socket=PATH)`, { uri });
     const sockets = params.get('socket') ?? [];
-    if (sockets.length !== 1 || sockets[0] === '') throw invalid('nbd+unix:// needs exactly one non-empty socket= parameter', { uri });
-    return { transport: 'unix', path: sockets[0], exportName };
+    if (sockets.length !== 1 || sockets[0] === '') throw invalid(`${scheme}:// needs exactly one non-empty socket= parameter`, { uri });
+    return { transport: 'unix', path: sockets[0], exportName, ...tls };
   }
-  if (params.has('socket')) throw invalid('socket= is only valid with nbd+unix://', { uri });
+  if (params.has('socket')) throw invalid('socket= is only valid with nbd+unix:// or nbds+unix://', { uri });
   const { host, port } = parseAuthority(authority, uri);
-  return { transport: 'tcp', host, port, exportName };
+  return { transport: 'tcp', host, port, exportName, ...tls };
 }
 
 function parseAuthority(authority: string, uri: string): { host: string; port: number } {
@@ -161,10 +170,11 @@ export function formatNbdUri(address: NbdAddress): string {
   // Slashes stay readable (`socket=/run/nbd.sock`, as qemu and libnbd print them).
   const encode = (text: string): string => encodeURIComponent(text).replace(/%2F/g, '/');
   const name = encode(address.exportName);
+  const s = address.tls === true ? 's' : '';
   if (address.transport === 'unix') {
-    return `nbd+unix:///${name}?socket=${encode(address.path)}`;
+    return `nbd${s}+unix:///${name}?socket=${encode(address.path)}`;
   }
   const host = address.host.includes(':') ? `[${address.host}]` : encodeURIComponent(address.host);
   const port = address.port === NBD_DEFAULT_PORT ? '' : `:${address.port}`;
-  return `nbd://${host}${port}/${name}`;
+  return `nbd${s}://${host}${port}/${name}`;
 }

@@ -53,6 +53,8 @@ export interface NbdClientInfo {
   readonly usedGo: boolean;
   /** Connections open when healthy. */
   readonly connections: number;
+  /** Every connection runs over TLS (STARTTLS). */
+  readonly tls: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export class NbdClient extends BlockDriver {
   readonly #caps: BlockCapabilities;
   readonly #limits: BlockLimits;
   readonly #uri: string;
+  readonly #tls: boolean;
   readonly #exportName: string;
   /** Longest TRIM / WRITE_ZEROES / BLOCK_STATUS / CACHE the wire can carry in one request. */
   readonly #maxEffect: number;
@@ -77,6 +80,7 @@ export class NbdClient extends BlockDriver {
     this.#pool = pool;
     this.#negotiated = negotiated;
     this.#uri = formatNbdUri(address);
+    this.#tls = address.tls === true;
     this.#exportName = address.exportName;
     this.#closeTimeout = options.closeTimeout;
     this.#caps = capabilitiesOf(negotiated);
@@ -90,14 +94,17 @@ export class NbdClient extends BlockDriver {
 
   /**
    * Connects to `target` (an `nbd://host:port/export` or `nbd+unix:///export?socket=PATH` URI, or
-   * `{ host, port }` / `{ path }` with `exportName`) and negotiates. Rejects with a BlockError:
-   * EINVAL for a bad URI or unknown export, ENOTSUP for TLS, EPERM when refused by policy, EIO for
-   * transport and protocol failures, ETIMEDOUT after `connectTimeout`, ECANCELED on abort.
+   * `{ host, port }` / `{ path }` with `exportName`; `nbds://` and `nbds+unix://` need TLS) and
+   * negotiates. Rejects with a BlockError: EINVAL for a bad URI or unknown export, ENOTSUP when the
+   * server requires TLS and none was asked for, EPERM when refused by policy or when TLS fails
+   * (STARTTLS refused, handshake or certificate check failed), EIO for transport and protocol
+   * failures, ETIMEDOUT after `connectTimeout`, ECANCELED on abort.
    */
   static async connect(target: string | NbdAddressOptions, options: NbdClientOptions = {}): Promise<NbdClient> {
     const resolved = resolveClientOptions(options);
     const parsed = resolveNbdAddress(target);
-    const address: NbdAddress = resolved.exportName === undefined ? parsed : { ...parsed, exportName: resolved.exportName };
+    const secure = resolved.tls !== undefined || parsed.tls === true;
+    const address: NbdAddress = { ...parsed, exportName: resolved.exportName ?? parsed.exportName, ...(secure ? { tls: true } : {}) };
     const pool = new ConnectionPool(
       {
         address,
@@ -106,6 +113,7 @@ export class NbdClient extends BlockDriver {
         connectTimeout: resolved.connectTimeout,
         requestTimeout: resolved.requestTimeout,
         maxPayload: Limits.DEFAULT_MAX_PAYLOAD,
+        tls: resolved.tls ?? (secure ? {} : undefined),
         signal: options.signal,
       },
       resolved,
@@ -137,6 +145,7 @@ export class NbdClient extends BlockDriver {
       blockSizes: n.blockSizes,
       usedGo: n.usedGo,
       connections: this.#pool.connections,
+      tls: this.#tls,
     };
   }
 

@@ -5,7 +5,8 @@
  * Reads avoid copies: the socket reads through a caller-chosen buffer (`onread`), and while a
  * READ's payload is streaming in, the next socket read goes straight into the caller's target
  * buffer. Only the bytes that arrive together with a header are copied, once, out of a reusable
- * scratch buffer.
+ * scratch buffer. Over TLS (see tls.ts) decrypted bytes arrive as buffers of Node's and are
+ * copied into place once.
  *
  * A connection never retries anything itself. When it ends unexpectedly it hands its unanswered
  * requests, in submission order, to its host (the client), which replays or fails them.
@@ -27,6 +28,7 @@ import {
   type SimpleReply,
 } from '../protocol/index.js';
 import type { NbdAddress } from './address.js';
+import { startClientTls, tlsConnectOptions, type NbdClientTlsOptions } from './tls.js';
 import type { Dispatchable } from './dispatch.js';
 import { HandshakeReader } from './handshake-reader.js';
 import { negotiate, type HandshakeChannel, type NegotiatedExport } from './negotiate.js';
@@ -60,6 +62,8 @@ export interface ConnectionSettings {
   readonly requestTimeout: number;
   /** Largest read payload accepted (the client never asks for more). */
   readonly maxPayload: number;
+  /** Speak TLS (STARTTLS first); undefined for plain text. */
+  readonly tls: NbdClientTlsOptions | undefined;
   readonly signal?: AbortSignal;
 }
 
@@ -69,7 +73,8 @@ type Phase = 'handshake' | 'ready' | 'draining' | 'closing' | 'closed';
 export class NbdConnection implements Dispatchable {
   readonly #host: ConnectionHost;
   readonly #settings: ConnectionSettings;
-  readonly #socket: Socket;
+  /** The TCP or Unix socket, replaced by its TLS wrapper once STARTTLS succeeds. */
+  #socket: Socket;
   readonly #scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
   readonly #requests = new Map<number, NbdRequest>();
   #phase: Phase = 'handshake';
@@ -80,7 +85,8 @@ export class NbdConnection implements Dispatchable {
   #corked = false;
   #discSent = false;
   #sweep: NodeJS.Timeout | undefined;
-  #closed: Promise<void>;
+  readonly #closed: Promise<void>;
+  #markClosed!: () => void;
   readonly #handshake = new HandshakeReader();
   readonly #placement = new ReadPlacement();
   /** The request whose reply is being parsed, to blame for a protocol violation. */
@@ -90,14 +96,40 @@ export class NbdConnection implements Dispatchable {
     this.#settings = settings;
     this.#host = host;
     const a = settings.address;
-    const onread = { buffer: this.#nextBuffer, callback: this.#onRead };
+    // A socket that TLS will wrap reads the ordinary way: TLS takes its bytes from there.
+    const onread = settings.tls === undefined ? { buffer: this.#nextBuffer, callback: this.#onRead } : undefined;
     this.#socket =
       a.transport === 'tcp' ? connect({ host: a.host, port: a.port, noDelay: true, onread }) : connect({ path: a.path, onread });
-    this.#closed = new Promise((resolve) => this.#socket.once('close', () => resolve()));
-    this.#socket.on('error', (err) => this.#socketEnded(err));
+    this.#closed = new Promise((resolve) => (this.#markClosed = resolve));
+    if (onread === undefined) this.#socket.on('data', this.#onChunk);
+    this.#watch(this.#socket);
+  }
+
+  /** Ends the connection when `socket` fails, ends or closes. */
+  #watch(socket: Socket): void {
+    socket.once('close', () => this.#markClosed());
+    socket.on('error', (err) => this.#socketEnded(err));
     // The server ending its side is the end of the connection, whether or not it also closes.
-    this.#socket.on('end', () => this.#socketEnded(undefined));
-    this.#socket.on('close', () => this.#socketEnded(undefined));
+    socket.on('end', () => this.#socketEnded(undefined));
+    socket.on('close', () => this.#socketEnded(undefined));
+  }
+
+  readonly #onChunk = (chunk: Buffer): void => {
+    this.#onRead(chunk.length, chunk);
+  };
+
+  /** STARTTLS was acknowledged: the rest of the handshake, and everything after, goes over TLS. */
+  async #startTls(tls: NbdClientTlsOptions): Promise<void> {
+    const raw = this.#socket;
+    raw.removeListener('data', this.#onChunk);
+    const secure = await startClientTls(tlsConnectOptions(tls, this.#settings.address, raw));
+    if (this.#phase !== 'handshake') {
+      secure.destroy();
+      return;
+    }
+    this.#socket = secure;
+    secure.on('data', this.#onChunk);
+    this.#watch(secure);
   }
 
   /** Connects and negotiates. Rejects with a BlockError (EIO for transport and protocol trouble). */
@@ -112,10 +144,12 @@ export class NbdConnection implements Dispatchable {
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (signal?.aborted) onAbort();
+      const tls = settings.tls;
       const channel: HandshakeChannel = {
         send: (bytes) => c.#socket.write(bytes),
         next: () => c.#handshake.next(),
         expectExportNameReply: (noZeroes) => c.#handshake.expectExportNameReply(noZeroes),
+        ...(tls === undefined ? {} : { startTls: () => c.#startTls(tls) }),
       };
       const negotiated = await negotiate(channel, settings.exportName, settings.negotiation);
       c.#enterTransmission(negotiated);

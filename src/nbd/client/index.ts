@@ -4,6 +4,7 @@
 export { NbdClient, type NbdClientEvents, type NbdClientInfo } from './client.js';
 export { type NbdClientOptions, type NbdNegotiationOptions } from './options.js';
 export { type BackoffOptions } from './backoff.js';
+export { type NbdClientPsk, type NbdClientTlsOptions } from './tls.js';
 export {
   NBD_DEFAULT_PORT,
   formatNbdUri,

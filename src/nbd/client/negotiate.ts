@@ -34,6 +34,11 @@ export interface HandshakeChannel {
   next(): Promise<OptionReplyParserEvent>;
   /** Announces that the next message is the reply to NBD_OPT_EXPORT_NAME. */
   expectExportNameReply(noZeroes: boolean): void;
+  /**
+   * Present when the connection must use TLS: upgrades the transport after the server acknowledged
+   * NBD_OPT_STARTTLS; rejects (EPERM) when the handshake fails.
+   */
+  startTls?(): Promise<void>;
 }
 
 /** The server's block-size constraints (NBD_INFO_BLOCK_SIZE). */
@@ -63,7 +68,18 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
   const fixed = (greeting.handshakeFlags & HandshakeFlag.FIXED_NEWSTYLE) !== 0;
   const noZeroes = (greeting.handshakeFlags & HandshakeFlag.NO_ZEROES) !== 0;
   ch.send(encodeClientFlags((fixed ? ClientFlag.FIXED_NEWSTYLE : 0) | (noZeroes ? ClientFlag.NO_ZEROES : 0)));
-  if (!fixed) return exportNameFallback(ch, exportName, noZeroes, 'simple', undefined);
+  if (ch.startTls !== undefined) {
+    // STARTTLS exists only in fixed newstyle; everything from here on runs over TLS.
+    if (!fixed) throw new BlockError('EPERM', 'nbd: TLS was asked for, but the server is not fixed newstyle (no STARTTLS)', { details: { op: 'connect' } });
+    ch.send(encodeOption(Opt.STARTTLS));
+    const r = await replyTo(ch, Opt.STARTTLS);
+    if (r.kind === 'error') {
+      const why = r.message === '' ? nameOf(Rep, r.error) : `${nameOf(Rep, r.error)}: ${r.message}`;
+      throw new BlockError('EPERM', `nbd: server refused STARTTLS: ${why}`, { details: { op: 'connect', nbdReply: r.error } });
+    }
+    if (r.kind !== 'ack') throw violation(`unexpected ${r.kind} reply to NBD_OPT_STARTTLS`);
+    await ch.startTls();
+  } else if (!fixed) return exportNameFallback(ch, exportName, noZeroes, 'simple', undefined);
 
   let replyMode: ReplyMode = 'simple';
   if (want.extendedHeaders) {
@@ -184,7 +200,7 @@ const REFUSAL_CODES: ReadonlyMap<number, BlockErrorCode> = new Map<number, Block
 function refusedExport(r: Extract<OptionReply, { kind: 'error' }>, exportName: string): BlockError {
   const code = REFUSAL_CODES.get(r.error) ?? 'EIO';
   const why = r.message === '' ? nameOf(Rep, r.error) : `${nameOf(Rep, r.error)}: ${r.message}`;
-  const hint = r.error === Rep.ERR_TLS_REQD ? ' (the server requires TLS, which this client does not speak)' : '';
+  const hint = r.error === Rep.ERR_TLS_REQD ? ' (the server requires TLS: give the tls option or an nbds:// URI)' : '';
   return new BlockError(code, `nbd: server refused export ${JSON.stringify(exportName)}: ${why}${hint}`, {
     details: { op: 'connect', exportName, nbdReply: r.error },
   });

@@ -3,6 +3,7 @@
  */
 import type { BlockDriverOptions } from '../../driver.js';
 import { resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
+import { checkClientTlsOptions, type NbdClientTlsOptions } from './tls.js';
 
 /** What the client asks for during negotiation; each can be turned off to talk to picky servers. */
 export interface NbdNegotiationOptions {
@@ -59,6 +60,11 @@ export interface NbdClientOptions extends BlockDriverOptions, NbdNegotiationOpti
   readonly closeTimeout?: number;
   /** Give up a connection attempt (TCP connect plus negotiation) after this long (ms; default 30000). */
   readonly connectTimeout?: number;
+  /**
+   * Speak TLS (NBD_OPT_STARTTLS before anything else; never falls back to plain text). An
+   * `nbds://` / `nbds+unix://` URI asks for it too, with Node's bundled CAs unless these say more.
+   */
+  readonly tls?: NbdClientTlsOptions;
   /** Cancels the initial connect. */
   readonly signal?: AbortSignal;
 }
@@ -76,6 +82,7 @@ export interface ResolvedClientOptions {
   readonly closeTimeout: number;
   readonly connectTimeout: number;
   readonly negotiation: Required<NbdNegotiationOptions>;
+  readonly tls: NbdClientTlsOptions | undefined;
 }
 
 function nonNegative(value: number | undefined, fallback: number, what: string): number {
@@ -93,6 +100,7 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
   const replayLimit = options.replayLimit ?? 3;
   if (!Number.isInteger(replayLimit) || replayLimit < 0) throw new RangeError(`replayLimit must be an integer ≥ 0, got ${replayLimit}`);
   if (options.exportName !== undefined && typeof options.exportName !== 'string') throw new TypeError('exportName must be a string');
+  if (options.tls !== undefined) checkClientTlsOptions(options.tls);
   return {
     name: options.name,
     exportName: options.exportName,
@@ -109,5 +117,6 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
       structuredReplies: options.structuredReplies ?? true,
       blockStatus: options.blockStatus ?? true,
     },
+    tls: options.tls,
   };
 }

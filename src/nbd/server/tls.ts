@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { BlockError } from '../../errors.js';
+import { pskCipherList } from '../tls-ciphers.js';
 
 /** Pre-shared keys by identity (user name). */
 export type NbdPskKeys = ReadonlyMap<string, Uint8Array>;
@@ -69,9 +70,6 @@ export function checkTlsOptions(options: NbdServerTlsOptions): void {
   }
 }
 
-// PSK suites are left out of OpenSSL's default list; add them (with forward secrecy first) when
-// PSK keys are configured, after the default certificate suites.
-const PSK_CIPHERS = 'ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256:DHE-PSK-AES256-GCM-SHA384:DHE-PSK-AES128-GCM-SHA256:PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256';
 
 /**
  * Options of the (never listening) `tls.Server` that performs each STARTTLS upgrade. A server
@@ -95,7 +93,7 @@ export function tlsServerOptions(options: NbdServerTlsOptions): tls.TlsOptions {
     }
   }
   if (psk !== undefined && psk.size > 0) {
-    result.ciphers = `${tls.DEFAULT_CIPHERS}:${PSK_CIPHERS}`;
+    result.ciphers = pskCipherList();
     result.pskCallback = (_socket: tls.TLSSocket, identity: string) => {
       const key = psk.get(identity);
       return key === undefined ? null : Buffer.from(key.buffer, key.byteOffset, key.byteLength);

@@ -17,9 +17,10 @@ const socketPath = fc
   .array(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 })
   .map((parts) => '/' + parts.join('/'));
 
+const tls = fc.constantFrom({}, { tls: true as const });
 const address: fc.Arbitrary<NbdAddress> = fc.oneof(
-  fc.record({ transport: fc.constant('tcp' as const), host: fc.oneof(hostName, ipv6), port, exportName }),
-  fc.record({ transport: fc.constant('unix' as const), path: socketPath, exportName }),
+  fc.tuple(fc.record({ transport: fc.constant('tcp' as const), host: fc.oneof(hostName, ipv6), port, exportName }), tls).map(([a, t]) => ({ ...a, ...t })),
+  fc.tuple(fc.record({ transport: fc.constant('unix' as const), path: socketPath, exportName }), tls).map(([a, t]) => ({ ...a, ...t })),
 );
 
 describe('NBD URI parsing', () => {
@@ -47,8 +48,16 @@ describe('NBD URI parsing', () => {
     expect(parseNbdUri('nbd://h//lead').exportName).toBe('/lead');
   });
 
-  it('refuses TLS and vsock schemes with ENOTSUP', () => {
-    for (const uri of ['nbds://h/x', 'nbds+unix:///x?socket=/s', 'nbd+vsock://1:2/x']) {
+  it('reads the TLS schemes as addresses that need TLS', () => {
+    expect(parseNbdUri('nbds://h:7/x')).toEqual({ transport: 'tcp', host: 'h', port: 7, exportName: 'x', tls: true });
+    expect(parseNbdUri('NBDS+UNIX:///x?socket=/s')).toEqual({ transport: 'unix', path: '/s', exportName: 'x', tls: true });
+    expect(formatNbdUri({ transport: 'tcp', host: '::1', port: NBD_DEFAULT_PORT, exportName: '', tls: true })).toBe('nbds://[::1]/');
+    expect(() => parseNbdUri('nbds+unix://h/x?socket=/s')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    expect(() => parseNbdUri('nbds://h/x?socket=/s')).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+  });
+
+  it('refuses vsock schemes with ENOTSUP', () => {
+    for (const uri of ['nbd+vsock://1:2/x', 'nbds+vsock://1:2/x']) {
       expect(() => parseNbdUri(uri)).toThrow(expect.objectContaining({ code: 'ENOTSUP' }));
     }
   });

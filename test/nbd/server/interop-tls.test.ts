@@ -9,26 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { loadNbdPskFile } from '../../../src/nbd/server/index.js';
 import { requirePeers, run, runOk, tmpDir } from '../../helpers/peers.js';
+import { makeCertificates } from '../../helpers/tls.js';
 import { startServer } from './fixture.js';
 
 const peers = requirePeers('openssl', 'nbdinfo', 'qemu-img', 'qemu-io');
 const MiB = 1024 * 1024;
-
-async function makeCertificates(openssl: string, dir: string): Promise<void> {
-  const ssl = (...args: string[]) => runOk(openssl, args, { cwd: dir });
-  await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca-key.pem', '-out', 'ca-cert.pem', '-days', '2', '-subj', '/CN=blockgraph test CA');
-  for (const who of ['server', 'client']) {
-    await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${who}-key.pem`, '-out', `${who}.csr`, '-subj', `/CN=${who === 'server' ? 'localhost' : 'blockgraph-client'}`);
-    const ext = join(dir, `${who}.ext`);
-    writeFileSync(
-      ext,
-      who === 'server'
-        ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n'
-        : 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n',
-    );
-    await ssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca-cert.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', `${who}-cert.pem`, '-days', '2', '-extfile', ext);
-  }
-}
 
 describe.skipIf(!peers)('NBD server over TLS', () => {
   let dir: ReturnType<typeof tmpDir>;
