@@ -23,7 +23,10 @@ const holds: Registry = ((globalThis as Record<symbol, unknown>)[REGISTRY] as Re
 
 /**
  * Starts counting holds on `view`'s memory (its whole ArrayBuffer), counting the caller's own as
- * the first; `onFree` runs once the count falls to zero. Throws if the memory is already tracked.
+ * the first; `onFree` runs once the count falls to zero, inside that last `releaseBuffer` (an
+ * exception from it becomes a process warning). Throws if the memory is already tracked. Each
+ * holder must release exactly as often as it retained: a stray release after the memory was
+ * freed and tracked again would take a hold from its next owner.
  */
 export function trackBuffer(view: Uint8Array, onFree: () => void): void {
   if (holds.has(view.buffer)) throw new Error('trackBuffer: this memory is already tracked');
@@ -47,7 +50,13 @@ export function releaseBuffer(view: Uint8Array, count = 1): void {
   h.count -= count;
   if (h.count > 0) return;
   holds.delete(view.buffer);
-  h.onFree();
+  try {
+    h.onFree();
+  } catch (err) {
+    // The releaser is a driver in the middle of its own bookkeeping; an owner's failure must not
+    // leave that half done.
+    process.emitWarning(`blockgraph: a buffer owner's onFree threw: ${err instanceof Error ? err.message : String(err)}`, 'BlockgraphWarning');
+  }
 }
 
 /** Holds on `view`'s memory (0 when it is not tracked). For tests and diagnostics. */

@@ -34,10 +34,12 @@ export class BufferPool {
     let buf: Uint8Array;
     if (reused !== undefined) {
       this.#idleBytes -= length;
+      if (list!.length === 0) this.#idle.delete(length);
       buf = reused;
     } else {
-      // A whole ArrayBuffer per buffer: holds are counted per ArrayBuffer.
-      buf = new Uint8Array(new ArrayBuffer(length));
+      // A whole ArrayBuffer per buffer (holds are counted per ArrayBuffer), not zero-filled: the
+      // taker overwrites it.
+      buf = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
     }
     trackBuffer(buf, () => this.#giveBack(buf));
     return buf;

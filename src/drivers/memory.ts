@@ -195,11 +195,14 @@ export class MemoryDriver extends BlockDriver {
       } else {
         views.push(chunk.subarray(within, within + n));
         held.push(chunk);
-        this.#lent.set(chunk, (this.#lent.get(chunk) ?? 0) + 1);
-        // The driver may drop an adopted chunk while it is lent; the lease keeps its memory.
-        retainBuffer(chunk);
       }
       pos += n;
+    }
+    // Only now that nothing can fail (the zero view above may not be allocatable) are the chunks
+    // marked lent and held: the driver may drop an adopted chunk while it is lent.
+    for (const chunk of held) {
+      this.#lent.set(chunk, (this.#lent.get(chunk) ?? 0) + 1);
+      retainBuffer(chunk);
     }
     let released = false;
     const release = (): void => {

@@ -15,6 +15,9 @@ import type { BlockCapabilities, BlockLimits } from '../types.js';
  * - canFlush, canCache: any child (the others succeed without effect on their own).
  * - canFua, canZero: whenever the quorum can write. The quorum forwards FUA and write-zeroes to each
  *   child's public method, which honours them natively or emulates them itself (a flush, zero buffers).
+ * - canAdoptWrites: every child adopts — a caller's immutable buffer goes to them as it is, so a
+ *   quorum inside a quorum shares one copy all the way down. A hint, not a promise to callers, so
+ *   it never counts as a manifest change.
  */
 export function quorumCapabilities(children: readonly BlockDriver[]): BlockCapabilities {
   const caps = children.map((c) => c.capabilities);
@@ -31,6 +34,7 @@ export function quorumCapabilities(children: readonly BlockDriver[]): BlockCapab
     canBlockStatus: all('canBlockStatus'),
     canMultiConn: all('canMultiConn'),
     canCache: any('canCache'),
+    canAdoptWrites: canWrite && caps.every((c) => c.canAdoptWrites === true),
   });
 }
 
@@ -58,7 +62,9 @@ const BINDING_LIMITS = ['minBlockSize', 'maxBlockSize', 'maxTransfer'] as const;
 export function manifestChanges(before: readonly BlockDriver[], after: readonly BlockDriver[]): string[] {
   const out: string[] = [];
   const [c0, c1] = [quorumCapabilities(before), quorumCapabilities(after)];
-  for (const k of Object.keys(c0) as (keyof BlockCapabilities)[]) if (c0[k] !== c1[k]) out.push(`${k} ${c0[k]} → ${c1[k]}`);
+  for (const k of Object.keys(c0) as (keyof BlockCapabilities)[]) {
+    if (k !== 'canAdoptWrites' && c0[k] !== c1[k]) out.push(`${k} ${c0[k]} → ${c1[k]}`);
+  }
   const [l0, l1] = [quorumLimits(before), quorumLimits(after)];
   for (const k of BINDING_LIMITS) if (l0[k] !== l1[k]) out.push(`${k} ${l0[k]} → ${l1[k]}`);
   return out;

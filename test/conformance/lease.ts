@@ -6,8 +6,8 @@
  * a closed driver refuses with ESHUTDOWN. A model run checks that a driver adopting immutable
  * writes never lets a later change reach memory it lent or adopted earlier, and that it holds
  * pooled buffers (trackBuffer) while it keeps them: the model's pool scribbles over a buffer the
- * moment its last hold ends, so a driver that let go too early reads back garbage — and after
- * close (leases released) no hold may remain.
+ * moment its last hold ends, so a driver that let go too early reads back garbage — and once the
+ * whole device is zeroed (leases released), and again after close, no hold may remain.
  */
 import fc from 'fast-check';
 import { expect, it } from 'vitest';
@@ -271,6 +271,10 @@ function immutableModelTest(ctx: SuiteContext): void {
           } finally {
             for (const h of model.held) h.lease.release();
           }
+          // Once every byte has been overwritten and no lease is held, nothing of those writes
+          // may still be kept: a driver must let adopted memory go when it is overwritten.
+          await d.writeZeroes(0, size, { mayUnmap: true });
+          for (const buf of pooled) expect(bufferHolds(buf), 'holds on a pooled buffer after the whole device was zeroed').toBe(0);
         });
         // Closed, leases released: the driver keeps nothing, so it holds nothing.
         for (const buf of pooled) expect(bufferHolds(buf), 'holds on a pooled buffer after close').toBe(0);

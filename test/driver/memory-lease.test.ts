@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../src/drivers/memory.js';
 import type { ReadLease } from '../../src/types.js';
+import { bufferHolds, releaseBuffer, trackBuffer } from '../../src/buffers/ownership.js';
 
 const CHUNK = 4096;
 const CHUNKS = 16;
@@ -106,5 +107,64 @@ describe('MemoryDriver lending', () => {
       }),
       { numRuns: 150 },
     );
+  });
+});
+
+describe('MemoryDriver holds on pooled memory', () => {
+  const CS = 64 * 1024;
+
+  it('a lease that fails half-way (no memory for its zero view) takes no hold and freezes nothing', async () => {
+    const d = new MemoryDriver({ size: 4 * CS, chunkSize: CS });
+    const p = new Uint8Array(new ArrayBuffer(CS)).fill(7);
+    let freed = false;
+    trackBuffer(p, () => (freed = true));
+    await d.write(0, p, { immutable: true });
+    releaseBuffer(p); // the writer's own hold; the driver's remains
+    expect(bufferHolds(p)).toBe(1);
+    // The zero view for never-written chunk 1 cannot be allocated.
+    const Real = globalThis.Uint8Array;
+    globalThis.Uint8Array = new Proxy(Real, {
+      construct(target, args, newTarget) {
+        if (args.length === 1 && args[0] === CS) throw new RangeError('Array buffer allocation failed');
+        return Reflect.construct(target, args, newTarget) as object;
+      },
+    });
+    let failure: unknown;
+    try {
+      await d.leaseRead(0, 2 * CS);
+    } catch (err) {
+      failure = err;
+    } finally {
+      globalThis.Uint8Array = Real;
+    }
+    expect(failure).toBeDefined();
+    expect(bufferHolds(p)).toBe(1);
+    await d.write(0, new Uint8Array(CS).fill(1)); // overwritten: the driver lets p go
+    expect({ holds: bufferHolds(p), freed }).toEqual({ holds: 0, freed: true });
+    await d.close();
+  });
+
+  it("an owner's onFree that throws becomes a warning and leaves the driver consistent", async () => {
+    const d = new MemoryDriver({ size: 4 * CS, chunkSize: CS });
+    const p = new Uint8Array(new ArrayBuffer(2 * CS)).fill(5);
+    trackBuffer(p, () => {
+      throw new Error('owner bug');
+    });
+    await d.write(0, p, { immutable: true });
+    releaseBuffer(p);
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      // One write replaces both adopted chunks; the last release runs the throwing onFree.
+      await d.write(0, new Uint8Array(2 * CS).fill(9));
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.some((m) => m.includes('owner bug'))).toBe(true);
+    expect(bufferHolds(p)).toBe(0);
+    expect([...(await d.read(0, 2 * CS))].every((b) => b === 9)).toBe(true);
+    await d.close();
   });
 });

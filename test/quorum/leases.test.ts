@@ -274,6 +274,28 @@ describe("shareWrites: 'auto' (the default)", () => {
     }
   });
 
+  it('a quorum of adopting children adopts too: nested quorums share one copy, and the hint is no manifest change', async () => {
+    const size = ADOPT_MIN_BYTES * 2;
+    const inner = new Quorum({ children: [0, 1, 2].map(() => new MemoryDriver({ size })), threshold: 2 });
+    expect(inner.capabilities.canAdoptWrites).toBe(true);
+    const spy = new Lender(new MemoryDriver({ size }), true);
+    const outer = new Quorum({ children: [inner, spy], threshold: 2, closeChildren: true });
+    open.push(outer);
+    await outer.write(0, new Uint8Array(ADOPT_MIN_BYTES).fill(4));
+    expect(spy.immutableWrites).toEqual([true]);
+    // Adding a child that copies turns sharing off without counting as a manifest change.
+    const copier = new (class extends Lender {
+      override get capabilities(): BlockCapabilities {
+        return { ...this.child.capabilities, canAdoptWrites: false };
+      }
+    })(new MemoryDriver({ size }), true);
+    await copier.write(0, new Uint8Array(ADOPT_MIN_BYTES).fill(4));
+    await outer.addChild(copier);
+    expect(outer.capabilities.canAdoptWrites).toBe(false);
+    await outer.write(0, new Uint8Array(ADOPT_MIN_BYTES).fill(5));
+    expect(spy.immutableWrites.at(-1)).toBe(false);
+  });
+
   it('refuses a shareWrites value that is not true, false or auto', () => {
     const { kids } = lenders([true, true], 4096);
     expect(() => new Quorum({ children: kids, threshold: 1, shareWrites: 'sometimes' as never })).toThrow(/shareWrites/);
