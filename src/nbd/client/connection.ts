@@ -122,7 +122,14 @@ export class NbdConnection implements Dispatchable {
   async #startTls(tls: NbdClientTlsOptions): Promise<void> {
     const raw = this.#socket;
     raw.removeListener('data', this.#onChunk);
-    const secure = await startClientTls(tlsConnectOptions(tls, this.#settings.address, raw));
+    let secure;
+    try {
+      secure = await startClientTls(tlsConnectOptions(tls, this.#settings.address, raw));
+    } catch (err) {
+      // A timeout or abort ends the handshake by destroying the socket: report that, not the
+      // broken TLS handshake it causes.
+      throw this.#handshake.failure ?? err;
+    }
     if (this.#phase !== 'handshake') {
       secure.destroy();
       return;

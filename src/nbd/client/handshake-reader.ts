@@ -29,6 +29,11 @@ export class HandshakeReader {
     this.#wakeUp();
   }
 
+  /** Why the handshake was ended (a timeout, an abort, a lost connection), if it was. */
+  get failure(): BlockError | undefined {
+    return this.#failure;
+  }
+
   /** The next message from the server. Rejects with the failure, or a protocol violation. */
   async next(): Promise<OptionReplyParserEvent> {
     for (;;) {

@@ -186,3 +186,34 @@ if (suitePeers !== undefined) {
     },
   });
 }
+
+describe('NbdClient TLS handshake timing', () => {
+  it('a server that acknowledges STARTTLS and then stays silent fails the connect with ETIMEDOUT, not a TLS error', async () => {
+    const { createServer } = await import('node:net');
+    const silent = createServer((s) => {
+      // Greeting: fixed newstyle; then ACK the first option (STARTTLS) and say nothing more.
+      s.write(Buffer.concat([Buffer.from('NBDMAGIC'), Buffer.from('IHAVEOPT'), Buffer.from([0, 3])]));
+      let got = 0;
+      s.on('data', (b) => {
+        got += b.length;
+        // Client flags (4 bytes) + option header (16 bytes).
+        if (got >= 20 && got - b.length < 20) {
+          const ack = Buffer.alloc(20);
+          ack.writeBigUInt64BE(0x3e889045565a9n, 0);
+          ack.writeUInt32BE(5, 8); // NBD_OPT_STARTTLS
+          ack.writeUInt32BE(1, 12); // NBD_REP_ACK
+          ack.writeUInt32BE(0, 16);
+          s.write(ack);
+        }
+      });
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const { port } = silent.address() as { port: number };
+    try {
+      await expect(NbdClient.connect(`nbds://127.0.0.1:${port}/`, { tls: { rejectUnauthorized: false }, connectTimeout: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    } finally {
+      silent.close();
+    }
+  });
+});
