@@ -9,6 +9,7 @@
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
 import { releaseBuffer, retainBuffer } from '../buffers/ownership.js';
 import { BlockError } from '../errors.js';
+import { chunkTable, type ChunkTable } from './chunk-table.js';
 import type {
   BlockCapabilities,
   BlockExtent,
@@ -22,7 +23,11 @@ import type {
 
 /** Options of {@link MemoryDriver}. */
 export interface MemoryDriverOptions extends BlockDriverOptions {
-  /** Device size in bytes (any safe integer; nothing is allocated up front). */
+  /**
+   * Device size in bytes (any safe integer). No chunk is allocated up front; devices of up to
+   * 65536 chunks (4 GiB at the default chunk size) keep a small index array of them (8 bytes a
+   * chunk), larger ones a Map.
+   */
   readonly size: number;
   /** Allocation unit, a power of two (default 64 KiB). */
   readonly chunkSize?: number;
@@ -44,7 +49,7 @@ const MAX_ZERO_VIEW = 1024 * 1024;
 export class MemoryDriver extends BlockDriver {
   readonly #size: number;
   readonly #chunkSize: number;
-  readonly #chunks = new Map<number, Uint8Array>();
+  readonly #chunks: ChunkTable<Uint8Array>;
   /** Chunks lent by unreleased leases, with how many leases hold each (a chunk may be lent twice). */
   readonly #lent = new Map<Uint8Array, number>();
   /**
@@ -52,7 +57,7 @@ export class MemoryDriver extends BlockDriver {
    * Kept by index, not by chunk: hashing a number is free, while every new view would first need
    * an identity hash, which costs more than the rest of adopting it.
    */
-  readonly #adopted = new Set<number>();
+  readonly #adopted: ChunkTable<true>;
   /** Lent for unallocated ranges; never written. */
   #zeros: Uint8Array | undefined;
   readonly #caps: BlockCapabilities;
@@ -68,6 +73,9 @@ export class MemoryDriver extends BlockDriver {
     }
     this.#size = size;
     this.#chunkSize = chunk;
+    const count = Math.ceil(size / chunk);
+    this.#chunks = chunkTable(count);
+    this.#adopted = chunkTable(count);
     const writable = options.readOnly !== true;
     this.#caps = Object.freeze({
       canWrite: writable,
@@ -163,7 +171,7 @@ export class MemoryDriver extends BlockDriver {
       const old = this.#chunks.get(first + k);
       this.#chunks.set(first + k, view);
       const wasAdopted = this.#adopted.has(first + k);
-      if (!wasAdopted) this.#adopted.add(first + k);
+      if (!wasAdopted) this.#adopted.set(first + k, true);
       if (old === undefined || !wasAdopted) continue;
       if (run !== undefined && old.buffer === run.buffer) {
         runLength++;
@@ -245,7 +253,7 @@ export class MemoryDriver extends BlockDriver {
     const span = last - first + 1;
     const indexes =
       span > this.#chunks.size * 4
-        ? [...this.#chunks.keys()].filter((i) => i >= first && i <= last).sort((a, b) => a - b)
+        ? this.#chunks.keysIn(first, last)
         : undefined;
     let pos = offset;
     if (indexes !== undefined) {
@@ -270,7 +278,7 @@ export class MemoryDriver extends BlockDriver {
   }
 
   protected override _close(): Promise<void> {
-    for (const [i, chunk] of this.#chunks) if (this.#adopted.has(i)) releaseBuffer(chunk);
+    for (const [i, chunk] of this.#chunks.entries()) if (this.#adopted.has(i)) releaseBuffer(chunk);
     this.#adopted.clear();
     this.#chunks.clear();
     return Promise.resolve();
@@ -281,7 +289,7 @@ export class MemoryDriver extends BlockDriver {
     const old = this.#chunks.get(index);
     this.#chunks.set(index, chunk);
     const wasAdopted = this.#adopted.has(index);
-    if (adopted) this.#adopted.add(index);
+    if (adopted) this.#adopted.set(index, true);
     else if (wasAdopted) this.#adopted.delete(index);
     if (old !== undefined && wasAdopted) releaseBuffer(old);
   }
@@ -359,9 +367,7 @@ export class MemoryDriver extends BlockDriver {
     const cs = this.#chunkSize;
     const first = Math.floor(offset / cs);
     const last = Math.floor((offset + length - 1) / cs);
-    if (!all && last - first + 1 > this.#chunks.size * 4) {
-      return [...this.#chunks.keys()].filter((i) => i >= first && i <= last);
-    }
+    if (!all && last - first + 1 > this.#chunks.size * 4) return this.#chunks.keysIn(first, last);
     const out: number[] = [];
     for (let i = first; i <= last; i++) out.push(i);
     return out;
