@@ -155,7 +155,8 @@ console.log(`\n2. The floor of table 1: the same work without a quorum, on the o
     (off) => single.write(off, data),
     async (off) => {
       const copy = pool.take(MiB);
-      copy.set(data);
+      // In 256 KiB pieces, as Quorum copies (one 1 MiB memcpy takes glibc's slower non-temporal path).
+      for (let at = 0; at < MiB; at += 256 * 1024) copy.set(data.subarray(at, at + 256 * 1024), at);
       await Promise.all(three.map((d) => d.write(off, copy, { immutable: true })));
       pool.give(copy);
     },

@@ -21,6 +21,25 @@ import type {
   WriteZeroesOptions,
 } from '../types.js';
 
+/**
+ * Chunk views of memory kept by adopting writes, by ArrayBuffer. An adopted chunk is never written
+ * in place, so every MemoryDriver adopting the same buffer — the replicas of one Quorum write —
+ * and every later write from the same pooled buffer can share the view objects instead of each
+ * allocating its own (48 per 1 MiB write to a three-way quorum).
+ */
+const viewCache = new WeakMap<ArrayBufferLike, { readonly byteOffset: number; readonly length: number; readonly cs: number; readonly views: Uint8Array[] }>();
+
+/** Views of `data` cut into `cs`-byte chunks (`data.length` is a multiple of `cs`). */
+function chunkViews(data: Uint8Array, cs: number): Uint8Array[] {
+  const hit = viewCache.get(data.buffer);
+  if (hit !== undefined && hit.byteOffset === data.byteOffset && hit.length === data.length && hit.cs === cs) return hit.views;
+  const views = new Array<Uint8Array>(data.length / cs);
+  // Plain Uint8Arrays even when `data` is a Buffer, whose slice() would not copy.
+  for (let k = 0; k < views.length; k++) views[k] = new Uint8Array(data.buffer, data.byteOffset + k * cs, cs);
+  viewCache.set(data.buffer, { byteOffset: data.byteOffset, length: data.length, cs, views });
+  return views;
+}
+
 /** Options of {@link MemoryDriver}. */
 export interface MemoryDriverOptions extends BlockDriverOptions {
   /**
@@ -162,12 +181,12 @@ export class MemoryDriver extends BlockDriver {
     const count = data.length / cs;
     const first = offset / cs;
     retainBuffer(data, count);
+    const views = chunkViews(data, cs);
     // Runs of replaced chunks from one buffer are let go with one call.
     let run: Uint8Array | undefined;
     let runLength = 0;
     for (let k = 0; k < count; k++) {
-      // A plain Uint8Array even when `data` is a Buffer, whose slice() would not copy.
-      const view = new Uint8Array(data.buffer, data.byteOffset + k * cs, cs);
+      const view = views[k];
       const old = this.#chunks.get(first + k);
       this.#chunks.set(first + k, view);
       const wasAdopted = this.#adopted.has(first + k);

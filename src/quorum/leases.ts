@@ -120,6 +120,23 @@ export function adoptableWrite(
 ): { data: Uint8Array; options: WriteOptions; done: (() => void) | undefined } {
   if (sent.immutable === true || children < 2 || data.length < ADOPT_MIN_BYTES) return { data, options: sent, done: undefined };
   const copy = pool.take(data.length);
-  copy.set(data);
+  copyInPieces(copy, data);
   return { data: copy, options: { ...sent, immutable: true }, done: () => pool.give(copy) };
+}
+
+/**
+ * Past a size threshold glibc's memcpy switches to non-temporal stores, which made one 1 MiB copy
+ * about a quarter slower here than the same bytes copied in 256 KiB pieces (the single
+ * MemoryDriver a quorum is measured against copies 64 KiB chunks).
+ */
+const COPY_PIECE = 256 * 1024;
+
+/** `target.set(source)`, in pieces of at most {@link COPY_PIECE} bytes. */
+export function copyInPieces(target: Uint8Array, source: Uint8Array): void {
+  const n = source.length;
+  if (n <= COPY_PIECE) {
+    target.set(source);
+    return;
+  }
+  for (let at = 0; at < n; at += COPY_PIECE) target.set(source.subarray(at, Math.min(n, at + COPY_PIECE)), at);
 }
