@@ -7,6 +7,7 @@
  * retainBuffer/releaseBuffer, so a pooled buffer is reused only after this driver lets it go.
  */
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
+import { copyInPieces } from '../buffers/copy.js';
 import { releaseBuffer, retainBuffer } from '../buffers/ownership.js';
 import { BlockError } from '../errors.js';
 import { chunkTable, type ChunkTable } from './chunk-table.js';
@@ -135,7 +136,7 @@ export class MemoryDriver extends BlockDriver {
       const n = Math.min(cs - within, target.length - pos);
       const chunk = this.#chunks.get(index);
       if (chunk === undefined) target.fill(0, pos, pos + n);
-      else target.set(chunk.subarray(within, within + n), pos);
+      else copyInPieces(target, chunk.subarray(within, within + n), pos);
       pos += n;
     }
     return Promise.resolve();
@@ -165,7 +166,7 @@ export class MemoryDriver extends BlockDriver {
         retainBuffer(view);
         this.#install(index, view, true);
       } else {
-        (this.#chunks.get(index) as Uint8Array).set(data.subarray(pos, pos + n), within);
+        copyInPieces(this.#chunks.get(index) as Uint8Array, data.subarray(pos, pos + n), within);
       }
       pos += n;
     }

@@ -5,6 +5,7 @@
  * the I/O, the ordering of overlapping requests and the child bookkeeping.
  * The full semantics are tabulated in docs/quorum.md.
  */
+import { copyInPieces } from '../buffers/copy.js';
 import { BufferPool } from '../buffers/pool.js';
 import { BlockDriver } from '../driver.js';
 import { BlockError, toBlockError } from '../errors.js';
@@ -292,7 +293,7 @@ export class Quorum extends BlockDriver {
       throw noMajority(ctx, threshold);
     }
     const source = vote.source ?? 0;
-    if (source !== 0) target.set(buffers[source]);
+    if (source !== 0) copyInPieces(target, buffers[source]);
     if (vote.rewrite.length > 0) await this.#rewrite(vote.rewrite.map((i) => kids[i]), offset, target);
   }
 
@@ -306,19 +307,20 @@ export class Quorum extends BlockDriver {
   }
 
   /** fifo-style read: one child; only a failure builds the rest of the try order. */
-  async #readInOrder(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+  #readInOrder(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     const kids = this.#members;
     const pattern = this.#options.readPattern as InOrderPattern;
     const first = pattern === 'fifo' ? 0 : firstChild(pattern, kids, this.#turn++);
     const child = kids[first];
-    child.begin();
-    try {
-      await child.driver.readInto(offset, target, options);
-    } catch (err) {
-      child.end();
-      return this.#fallBack(kids, pattern, first, err, offset, target, options);
-    }
-    child.end();
+    // A plain promise chain rather than an async frame: on the common path this is all a fifo
+    // read adds to its child's (measured against one MemoryDriver, it shows).
+    return issueRead(child, offset, target, options).then(
+      () => child.end(),
+      (err: unknown) => {
+        child.end();
+        return this.#fallBack(kids, pattern, first, err, offset, target, options);
+      },
+    );
   }
 
   async #fallBack(
