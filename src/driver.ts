@@ -415,25 +415,24 @@ export abstract class BlockDriver extends EventEmitter
    */
   #admit<T>(op: Op, offset: number, length: number, run: () => Promise<T>): Promise<T> {
     this.#inFlight++;
-    return new Promise<T>((resolve, reject) => {
-      let work: Promise<T>;
-      try {
-        work = run();
-      } catch (err) {
-        // An implementation hook that throws instead of rejecting must not leak an in-flight slot.
-        work = Promise.reject(err);
-      }
-      work.then(
-        (value) => {
-          resolve(value);
-          this.#end();
-        },
-        (err: unknown) => {
-          reject(wrap(err, this.name, op, offset, length));
-          this.#end();
-        },
-      );
-    });
+    let work: Promise<T>;
+    try {
+      work = run();
+    } catch (err) {
+      // An implementation hook that throws instead of rejecting must not leak an in-flight slot.
+      work = Promise.reject(err);
+    }
+    // One derived promise, not a wrapper around a derived one: every request pays for this.
+    return work.then(
+      (value) => {
+        this.#end();
+        return value;
+      },
+      (err: unknown) => {
+        this.#end();
+        throw wrap(err, this.name, op, offset, length);
+      },
+    );
   }
 
   #end(): void {
