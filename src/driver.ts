@@ -41,6 +41,8 @@ export interface BlockDriverOptions {
 type Op = 'read' | 'leaseRead' | 'write' | 'flush' | 'discard' | 'writeZeroes' | 'blockStatus' | 'cache';
 
 const ZERO_CHUNK = 1024 * 1024;
+/** Options of a request that came without any (frozen: implementations must not change them). */
+const NO_OPTIONS: IoOptions = Object.freeze({});
 let sharedZeros: Uint8Array | undefined;
 function zeros(length: number): Uint8Array {
   sharedZeros ??= new Uint8Array(ZERO_CHUNK);
@@ -123,11 +125,21 @@ export abstract class BlockDriver extends EventEmitter
    * unspecified.
    */
   readInto(offset: number, target: Uint8Array, options?: IoOptions): Promise<void> {
-    return attempt(() => {
+    // As write(): no closures on the hottest path.
+    try {
       checkBytes(target, 'target');
       if (this.#check('read', offset, target.length, options)) return Promise.resolve();
-      return this.#admit('read', offset, target.length, () => this.#read(offset, target, options ?? {}));
-    });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#inFlight++;
+    let work: Promise<void>;
+    try {
+      work = this.#read(offset, target, options ?? NO_OPTIONS);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    return this.#settle(work, 'read', offset, target.length);
   }
 
   /**
@@ -167,11 +179,21 @@ export abstract class BlockDriver extends EventEmitter
    * A rejected write may have reached some of the range (like a failed disk write), never more.
    */
   write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
-    return attempt(() => {
+    // Spelled out rather than through attempt()/#admit(): no closures on the hottest path.
+    try {
       checkBytes(data, 'data');
       if (this.#check('write', offset, data.length, options)) return Promise.resolve();
-      return this.#admit('write', offset, data.length, () => this.#write(offset, data, options));
-    });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#inFlight++;
+    let work: Promise<void>;
+    try {
+      work = this.#write(offset, data, options);
+    } catch (err) {
+      work = Promise.reject(err);
+    }
+    return this.#settle(work, 'write', offset, data.length);
   }
 
   #write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
@@ -422,7 +444,11 @@ export abstract class BlockDriver extends EventEmitter
       // An implementation hook that throws instead of rejecting must not leak an in-flight slot.
       work = Promise.reject(err);
     }
-    // One derived promise, not a wrapper around a derived one: every request pays for this.
+    return this.#settle(work, op, offset, length);
+  }
+
+  /** Ends an admitted request when `work` settles. One derived promise: every request pays for it. */
+  #settle<T>(work: Promise<T>, op: Op, offset: number, length: number): Promise<T> {
     return work.then(
       (value) => {
         this.#end();
