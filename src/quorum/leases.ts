@@ -2,7 +2,7 @@
  * Zero-copy voting reads: instead of reading every child into a buffer of its own, a voting read
  * borrows each child's memory (`leaseRead`), compares the views where they lie, and copies only the
  * winner into the caller's buffer. Children that adopted the same written buffer (see
- * {@link adoptableWrite}) lend the very same memory, which is equal without a byte compared.
+ * {@link sharedCopy}) lend the very same memory, which is equal without a byte compared.
  */
 import { toBlockError, type BlockError } from '../errors.js';
 import type { IoOptions, ReadLease, WriteOptions } from '../types.js';
@@ -105,23 +105,22 @@ export function copyViews(views: readonly Uint8Array[], target: Uint8Array): voi
   }
 }
 
+/** Options of a shared write: the children may keep the data (see {@link sharedCopy}). */
+export const IMMUTABLE: WriteOptions = Object.freeze({ immutable: true });
+export const IMMUTABLE_FUA: WriteOptions = Object.freeze({ immutable: true, fua: true });
+
 /**
- * The data and options a write sends to its children. A large write is copied once into a buffer
- * from the quorum's pool and sent as `immutable`, so children that adopt buffers (MemoryDriver)
- * keep that one copy — shared by all of them — instead of copying it each; children that ignore
- * the hint copy as before (see QuorumOptions.shareWrites). The pooled buffer returns to the pool
- * once the quorum (`done`) and every adopting child have let it go. A caller's own `immutable`
- * buffer is sent as it is.
+ * The copy a large write sends to its children instead of the caller's buffer, or undefined when
+ * it goes as it is. A large write is copied once into a buffer from the quorum's pool and sent as
+ * `immutable` (IMMUTABLE / IMMUTABLE_FUA), so children that adopt buffers (MemoryDriver) keep
+ * that one copy — shared by all of them — instead of copying it each; children that ignore the
+ * hint copy as before (see QuorumOptions.shareWrites). The quorum gives the copy back to the pool
+ * once every child settled; it is reused when no adopting child holds it any more. A caller's
+ * own `immutable` buffer is sent as it is.
  */
-export function adoptableWrite(
-  pool: BufferPool,
-  data: Uint8Array,
-  sent: WriteOptions,
-  children: number,
-): { data: Uint8Array; options: WriteOptions; done: (() => void) | undefined } {
-  if (sent.immutable === true || children < 2 || data.length < ADOPT_MIN_BYTES) return { data, options: sent, done: undefined };
+export function sharedCopy(pool: BufferPool, data: Uint8Array, sent: WriteOptions, children: number): Uint8Array | undefined {
+  if (sent.immutable === true || children < 2 || data.length < ADOPT_MIN_BYTES) return undefined;
   const copy = pool.take(data.length);
   copyInPieces(copy, data);
-  return { data: copy, options: { ...sent, immutable: true }, done: () => pool.give(copy) };
+  return copy;
 }
-

@@ -30,7 +30,7 @@ import { RangeLock } from './range-lock.js';
 import { firstChild, readOrder, type InOrderPattern } from './read-order.js';
 import { QuorumReporter } from './reporter.js';
 import { ScratchPool } from './scratch.js';
-import { adoptableWrite, copyViews, leaseAll, releaseAll, sameBytes, type LeasedRead } from './leases.js';
+import { IMMUTABLE, IMMUTABLE_FUA, copyViews, leaseAll, releaseAll, sameBytes, sharedCopy, type LeasedRead } from './leases.js';
 import { decideCompletion, decideRead, type ChildOutcome, type ReadPattern } from './vote.js';
 
 /** Idle scratch buffers a quorum keeps for voting reads (dropped on close). */
@@ -56,7 +56,7 @@ export class Quorum extends BlockDriver {
   readonly #reporter: QuorumReporter;
   readonly #lock = new RangeLock();
   readonly #scratch = new ScratchPool(SCRATCH_BYTES);
-  /** Buffers of shared writes (see adoptableWrite), reused once no child holds them. */
+  /** Buffers of shared writes (see sharedCopy), reused once no child holds them. */
   readonly #pool = new BufferPool();
   #members: readonly QuorumChild[];
   #drivers: readonly BlockDriver[];
@@ -388,12 +388,15 @@ export class Quorum extends BlockDriver {
       const n = kids.length;
       let sent = childOptions(op, options);
       let payload = data;
-      let done: (() => void) | undefined;
-      if (op === 'write' && this.#sharesWrites(kids)) ({ data: payload, options: sent, done } = adoptableWrite(this.#pool, data as Uint8Array, sent, n));
+      const shared = op === 'write' && this.#sharesWrites(kids) ? sharedCopy(this.#pool, data as Uint8Array, sent, n) : undefined;
+      if (shared !== undefined) {
+        payload = shared;
+        sent = sent.fua === true ? IMMUTABLE_FUA : IMMUTABLE;
+      }
       const pending = new Array<Promise<void>>(n);
       for (let i = 0; i < n; i++) pending[i] = issue(kids[i], op, offset, length, payload, sent);
       const errors = await settleAll(kids, pending);
-      done?.();
+      if (shared !== undefined) this.#pool.give(shared);
       if (errors !== undefined) this.#completionFailed(op, kids, errors, offset, length);
     } finally {
       if (claim !== undefined) this.#lock.release(claim);
