@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import { BlockError } from '../../errors.js';
-import { pskCipherList } from '../tls-ciphers.js';
+import { pskCipherList, toPem, toPemList } from '../tls-common.js';
 import type { NbdAddress } from './address.js';
 
 /** A pre-shared key, as one `identity:hexkey` line of the files qemu and nbdkit read. */
@@ -40,7 +40,6 @@ export interface NbdClientTlsOptions {
   readonly connectOptions?: tls.ConnectionOptions;
 }
 
-
 /** Checks TLS options early (EINVAL), before any connection is made. */
 export function checkClientTlsOptions(options: NbdClientTlsOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('tls must be an object');
@@ -68,7 +67,7 @@ export function tlsConnectOptions(options: NbdClientTlsOptions, address: NbdAddr
     servername: isIP(name) === 0 ? name : undefined,
   };
   if (options.ca !== undefined) {
-    result.ca = Array.isArray(options.ca) ? (options.ca as (string | Uint8Array)[]).map(toPem) : toPem(options.ca as string | Uint8Array);
+    result.ca = toPemList(options.ca);
   }
   if (options.cert !== undefined) {
     result.cert = toPem(options.cert);
@@ -82,11 +81,6 @@ export function tlsConnectOptions(options: NbdClientTlsOptions, address: NbdAddr
     if (options.ca === undefined) result.checkServerIdentity = () => undefined;
   }
   return { ...result, ...options.connectOptions };
-}
-
-function toPem(value: string | Uint8Array | undefined): string | Buffer {
-  if (value === undefined) return '';
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 /**

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { BlockError } from '../../errors.js';
-import { pskCipherList } from '../tls-ciphers.js';
+import { pskCipherList, toPem, toPemList } from '../tls-common.js';
 
 /** Pre-shared keys by identity (user name). */
 export type NbdPskKeys = ReadonlyMap<string, Uint8Array>;
@@ -70,7 +70,6 @@ export function checkTlsOptions(options: NbdServerTlsOptions): void {
   }
 }
 
-
 /**
  * Options of the (never listening) `tls.Server` that performs each STARTTLS upgrade. A server
  * rather than a bare `TLSSocket` because only `tls.Server` enforces `rejectUnauthorized` on client
@@ -89,7 +88,7 @@ export function tlsServerOptions(options: NbdServerTlsOptions): tls.TlsOptions {
     result.key = toPem(options.key);
     result.cert = toPem(options.cert);
     if (options.ca !== undefined) {
-      result.ca = Array.isArray(options.ca) ? (options.ca as (string | Uint8Array)[]).map(toPem) : toPem(options.ca as string | Uint8Array);
+      result.ca = toPemList(options.ca);
     }
   }
   if (psk !== undefined && psk.size > 0) {
@@ -100,11 +99,6 @@ export function tlsServerOptions(options: NbdServerTlsOptions): tls.TlsOptions {
     };
   }
   return { ...result, ...options.serverOptions };
-}
-
-function toPem(value: string | Uint8Array | undefined): string | Buffer {
-  if (value === undefined) return '';
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
 
 /**
