@@ -120,7 +120,10 @@ export const IMMUTABLE_FUA: WriteOptions = Object.freeze({ immutable: true, fua:
  */
 export function sharedCopy(pool: BufferPool, data: Uint8Array, sent: WriteOptions, children: number): Uint8Array | undefined {
   if (sent.immutable === true || children < 2 || data.length < ADOPT_MIN_BYTES) return undefined;
-  const copy = pool.take(data.length);
+  // A view of exactly the write's length (the pool's buffer may be a bin larger); holds count per
+  // ArrayBuffer, so giving back the view ends the quorum's hold on the whole.
+  const whole = pool.take(data.length);
+  const copy = whole.length === data.length ? whole : whole.subarray(0, data.length);
   copyInPieces(copy, data);
   return copy;
 }

@@ -67,8 +67,9 @@ describe('buffer holds', () => {
 
 describe('BufferPool', () => {
   it('model: never hands out memory somebody still holds; reuses what was let go; keeps at most its idle cap', () => {
-    const SIZES = [1024, 4096];
-    const CAP = 3 * 4096;
+    // Bins of their own (pooling starts at 64 KiB; smaller requests are plain allocations).
+    const SIZES = [64 * 1024, 256 * 1024];
+    const CAP = 3 * 256 * 1024;
     const op = fc.oneof(
       fc.record({ kind: fc.constant('take' as const), size: fc.constantFrom(...SIZES) }),
       fc.record({ kind: fc.constant('retain' as const), pick: fc.nat() }),
@@ -114,20 +115,29 @@ describe('BufferPool', () => {
     );
   });
 
-  it('a buffer let go is the next one taken of its size', () => {
+  it('a buffer let go is the next one taken of its bin', () => {
     const pool = new BufferPool();
-    const a = pool.take(4096);
+    const a = pool.take(1 << 20);
     pool.give(a);
-    expect(pool.take(4096)).toBe(a);
-    expect(pool.take(4096)).not.toBe(a);
+    expect(pool.take((1 << 20) - 5)).toBe(a);
+    expect(pool.take(1 << 20)).not.toBe(a);
+  });
+
+  it('small requests are plain allocations, neither tracked nor kept', () => {
+    const pool = new BufferPool();
+    const small = pool.take(4096);
+    expect(small.length).toBe(4096);
+    expect(bufferHolds(small)).toBe(0);
+    pool.give(small);
+    expect(pool.idleBytes).toBe(0);
   });
 
   it('after close, returned buffers are not kept', () => {
     const pool = new BufferPool();
-    const a = pool.take(4096);
+    const a = pool.take(1 << 20);
     pool.close();
     pool.give(a);
     expect(pool.idleBytes).toBe(0);
-    expect(pool.take(4096)).not.toBe(a);
+    expect(pool.take(1 << 20)).not.toBe(a);
   });
 });

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import { BlockError, isBlockError, toBlockError } from '../../errors.js';
 import { HandshakeFlag, OptionParser, encodeGreeting } from '../protocol/index.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../buffers/pool.js';
 import type { ExportEntry, ExportRegistry, ExportUser } from './export-registry.js';
 import { Negotiator, type SessionParams } from './negotiation.js';
 import type { NbdConnectionInfo, ResolvedServerOptions } from './options.js';

@@ -7,7 +7,7 @@
 import type { BlockDriver } from '../../driver.js';
 import type { BlockExtent } from '../../types.js';
 import { CmdFlag, Limits, ReplyFlag, encodeNoneChunk, writeOffsetDataHeader, writeSimpleReply, type NbdRequest } from '../protocol/index.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../buffers/pool.js';
 import { planSparseRead } from './reply-chunks.js';
 import type { ReplyWriter } from './reply-writer.js';
 import { HoleProbe, readPieces } from './sparse-read.js';

@@ -14,7 +14,7 @@ import {
   writeSimpleReply,
   type NbdRequest,
 } from '../protocol/index.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../buffers/pool.js';
 
 /** Replies at least this long are flushed at once instead of waiting for the end of the turn. */
 const FLUSH_AT = 64 * 1024;

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { BlockDriver } from '../../driver.js';
 import { BlockError } from '../../errors.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool } from '../../buffers/pool.js';
 import { NbdConnection, type ConnectionHost } from './connection.js';
 import { adoptSocket, SHARED_READ_BUFFER_SIZE } from './socket-reader.js';
 import { connectionChannel, disconnectChannel, errorChannel, negotiatedChannel } from './diagnostics.js';

@@ -5,7 +5,7 @@
  */
 import type { BlockDriver } from '../../driver.js';
 import { Limits, encodeHoleChunk, writeOffsetDataHeader, type NbdRequest } from '../protocol/index.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../buffers/pool.js';
 import type { ReadPiece } from './reply-chunks.js';
 
 /**

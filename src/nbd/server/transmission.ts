@@ -28,7 +28,7 @@ import {
   type NbdRequest,
 } from '../protocol/index.js';
 import { publishRequest, requestChannel } from './diagnostics.js';
-import type { BufferPool } from './buffer-pool.js';
+import type { BufferPool } from '../../buffers/pool.js';
 import { countCommand, type ExportEntry, type NbdExportStats } from './export-registry.js';
 import type { SessionParams } from './negotiation.js';
 import type { ResolvedServerOptions } from './options.js';

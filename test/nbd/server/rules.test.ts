@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { Cmd, CmdFlag, TransmissionFlag, type NbdRequest } from '../../../src/nbd/protocol/index.js';
 import { blockSizes, transmissionFlags } from '../../../src/nbd/server/export-flags.js';
 import { planSparseRead, statusExtents } from '../../../src/nbd/server/reply-chunks.js';
-import { BufferPool, binSize } from '../../../src/nbd/server/buffer-pool.js';
+import { BufferPool, binSize } from '../../../src/buffers/pool.js';
 import { checkRequest, type RequestContext } from '../../../src/nbd/server/request-checks.js';
 import { parseNbdPskFile, socketActivationFds } from '../../../src/nbd/server/index.js';
 import type { BlockExtent } from '../../../src/types.js';
@@ -222,7 +222,7 @@ describe('buffer pool', () => {
           } else {
             pool.give(out.shift()!.subarray(0, 1));
           }
-          expect(pool.freeBytes).toBeLessThanOrEqual(4 << 20);
+          expect(pool.idleBytes).toBeLessThanOrEqual(4 << 20);
         }
       }),
     );
@@ -231,7 +231,7 @@ describe('buffer pool', () => {
     pool.give(a.subarray(10, 20));
     expect(pool.take((1 << 20) - 5)).toBe(a);
     pool.give(Buffer.alloc(1 << 20));
-    expect(pool.freeBytes).toBe(0);
+    expect(pool.idleBytes).toBe(0);
   });
 });
 
