@@ -6,6 +6,7 @@
  */
 import { toBlockError, type BlockError } from '../errors.js';
 import type { BlockExtent, DiscardOptions, IoOptions, WriteOptions, WriteZeroesOptions } from '../types.js';
+import type { BlockDriver } from '../driver.js';
 import type { QuorumChild } from './child.js';
 
 /** The requests a quorum sends to every child. A discard goes out as write-zeroes (see capabilities.ts). */
@@ -52,14 +53,23 @@ export function issueRead(child: QuorumChild, offset: number, target: Uint8Array
   }
 }
 
-/** Starts an advisory prefetch on one child (see {@link issue}). */
-export function issueCache(child: QuorumChild, offset: number, length: number, options: IoOptions): Promise<void> {
+/**
+ * Counts `child` as pending and starts `start` on its driver; a driver whose method throws instead
+ * of rejecting fails the same way. ({@link issue} and {@link issueRead} spell this out: they run
+ * on every request, and this takes a closure.)
+ */
+export function started<T>(child: QuorumChild, start: (driver: BlockDriver) => Promise<T>): Promise<T> {
   child.begin();
   try {
-    return child.driver.cache(offset, length, options);
+    return start(child.driver);
   } catch (err) {
     return Promise.reject(err);
   }
+}
+
+/** Starts an advisory prefetch on one child (see {@link issue}). */
+export function issueCache(child: QuorumChild, offset: number, length: number, options: IoOptions): Promise<void> {
+  return started(child, (d) => d.cache(offset, length, options));
 }
 
 /** Starts a block-status query on one child; its answer lands in `answers[index]`. */
@@ -71,12 +81,7 @@ export function issueBlockStatus(
   answers: BlockExtent[][],
   index: number,
 ): Promise<void> {
-  child.begin();
-  try {
-    return child.driver.blockStatus(offset, length, options).then((extents) => void (answers[index] = extents));
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  return started(child, (d) => d.blockStatus(offset, length, options).then((extents) => void (answers[index] = extents)));
 }
 
 /**

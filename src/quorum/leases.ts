@@ -9,6 +9,7 @@ import type { IoOptions, ReadLease, WriteOptions } from '../types.js';
 import { copyInPieces } from '../buffers/copy.js';
 import type { BufferPool } from '../buffers/pool.js';
 import type { QuorumChild } from './child.js';
+import { started } from './fan-out.js';
 
 /**
  * Writes at least this long are copied once by the quorum and handed to every child as
@@ -50,13 +51,7 @@ export async function leaseAll(kids: readonly QuorumChild[], offset: number, len
 }
 
 function issueLease(child: QuorumChild, offset: number, length: number, options: IoOptions): Promise<ReadLease | undefined> {
-  child.begin();
-  try {
-    return child.driver.leaseRead(offset, length, options);
-  } catch (err) {
-    // A driver whose method threw instead of rejecting: the same failure, delivered the same way.
-    return Promise.reject(err);
-  }
+  return started(child, (d) => d.leaseRead(offset, length, options));
 }
 
 /** Ends every lease (each release is idempotent, so this may run more than once). */

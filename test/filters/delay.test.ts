@@ -9,6 +9,7 @@ import { BLOCK_OPS, type BlockOp } from '../../src/filters/ops.js';
 import { Stats } from '../../src/filters/stats.js';
 import { blockDriverSuite } from '../conformance/index.js';
 import { Reshape } from './helpers.js';
+import { FAKED_TIMERS } from '../helpers/fake-timers.js';
 
 blockDriverSuite({
   name: 'Delay (0-1 ms)',
@@ -39,20 +40,8 @@ function start(d: Delay, op: BlockOp, options: { signal?: AbortSignal } = {}): P
 /** A child that counts what reaches it and accepts cache() too. */
 const counted = (): Stats => new Stats(new Reshape(new MemoryDriver({ size: 4096 }), { caps: { canCache: true } }));
 
-// Every timer is faked, setImmediate included: close() drains without one (see docs/conformance.md).
-const FAKED: Array<'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval' | 'setImmediate' | 'clearImmediate' | 'Date' | 'performance'> = [
-  'setTimeout',
-  'clearTimeout',
-  'setInterval',
-  'clearInterval',
-  'setImmediate',
-  'clearImmediate',
-  'Date',
-  'performance',
-];
-
 describe('Delay', () => {
-  beforeEach(() => vi.useFakeTimers({ toFake: FAKED }));
+  beforeEach(() => vi.useFakeTimers({ toFake: FAKED_TIMERS }));
   afterEach(() => vi.useRealTimers());
 
   it('holds each operation back exactly its configured time before the child sees it', async () => {

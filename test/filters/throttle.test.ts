@@ -8,6 +8,7 @@ import { MemoryDriver } from '../../src/drivers/memory.js';
 import { Stats } from '../../src/filters/stats.js';
 import { Throttle, type ThrottleLimits } from '../../src/filters/throttle.js';
 import { blockDriverSuite } from '../conformance/index.js';
+import { FAKED_TIMERS } from '../helpers/fake-timers.js';
 
 blockDriverSuite({
   name: 'Throttle (generous)',
@@ -18,18 +19,6 @@ blockDriverSuite({
   name: 'Throttle (queueing)',
   factory: ({ size }) => new Throttle(new MemoryDriver({ size }), { totalIops: 50_000, burstSeconds: 0.002 }),
 });
-
-// Every timer is faked, setImmediate included: close() drains without one (see docs/conformance.md).
-const FAKED: Array<'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval' | 'setImmediate' | 'clearImmediate' | 'Date' | 'performance'> = [
-  'setTimeout',
-  'clearTimeout',
-  'setInterval',
-  'clearInterval',
-  'setImmediate',
-  'clearImmediate',
-  'Date',
-  'performance',
-];
 
 const SIZE = 1 << 20;
 /** A throttle over a counting child. */
@@ -43,7 +32,7 @@ const reached = (child: Stats): number => {
 };
 
 describe('Throttle', () => {
-  beforeEach(() => vi.useFakeTimers({ toFake: FAKED }));
+  beforeEach(() => vi.useFakeTimers({ toFake: FAKED_TIMERS }));
   afterEach(() => vi.useRealTimers());
 
   it('IOPS: a full bucket lets a burst through, then one request per 1/rate seconds', async () => {
