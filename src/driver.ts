@@ -450,16 +450,19 @@ export abstract class BlockDriver extends EventEmitter
   /** Ends an admitted request when `work` settles. One derived promise: every request pays for it. */
   #settle<T>(work: Promise<T>, op: Op, offset: number, length: number): Promise<T> {
     return work.then(
-      (value) => {
-        this.#end();
-        return value;
-      },
+      this.#ended as (value: T) => T,
       (err: unknown) => {
         this.#end();
         throw wrap(err, this.name, op, offset, length);
       },
     );
   }
+
+  /** The success handler of {@link BlockDriver.#settle}, made once: only a failure needs the request's details. */
+  readonly #ended = (value: unknown): unknown => {
+    this.#end();
+    return value;
+  };
 
   #end(): void {
     if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained();

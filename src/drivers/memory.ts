@@ -73,11 +73,12 @@ export class MemoryDriver extends BlockDriver {
   /** Chunks lent by unreleased leases, with how many leases hold each (a chunk may be lent twice). */
   readonly #lent = new Map<Uint8Array, number>();
   /**
-   * Indexes of the chunks that are views of an immutable write's data: never changed in place.
-   * Kept by index, not by chunk: hashing a number is free, while every new view would first need
-   * an identity hash, which costs more than the rest of adopting it.
+   * The chunks that are views of an immutable write's data (never changed in place), by index, each
+   * with the ArrayBuffer it views. By index, not by chunk: hashing a number is free, while every new
+   * view would first need an identity hash. With the buffer: replacing a run of adopted chunks
+   * compares buffers without asking each view for its own (a getter call per chunk).
    */
-  readonly #adopted: ChunkTable<true>;
+  readonly #adopted: ChunkTable<ArrayBufferLike>;
   /** Lent for unallocated ranges; never written. */
   #zeros: Uint8Array | undefined;
   readonly #caps: BlockCapabilities;
@@ -183,22 +184,28 @@ export class MemoryDriver extends BlockDriver {
     const first = offset / cs;
     retainBuffer(data, count);
     const views = chunkViews(data, cs);
+    const chunks = this.#chunks;
+    const adopted = this.#adopted;
+    const dataBuffer = data.buffer;
     // Runs of replaced chunks from one buffer are let go with one call.
     let run: Uint8Array | undefined;
+    let runBuffer: ArrayBufferLike | undefined;
     let runLength = 0;
     for (let k = 0; k < count; k++) {
-      const view = views[k];
-      const old = this.#chunks.get(first + k);
-      this.#chunks.set(first + k, view);
-      const wasAdopted = this.#adopted.has(first + k);
-      if (!wasAdopted) this.#adopted.set(first + k, true);
-      if (old === undefined || !wasAdopted) continue;
-      if (run !== undefined && old.buffer === run.buffer) {
+      const index = first + k;
+      const old = chunks.get(index);
+      chunks.set(index, views[k]);
+      // Only a chunk that was adopted holds memory of someone else's to let go of.
+      const buffer = adopted.get(index);
+      adopted.set(index, dataBuffer);
+      if (buffer === undefined) continue;
+      if (buffer === runBuffer) {
         runLength++;
         continue;
       }
       if (run !== undefined) releaseBuffer(run, runLength);
       run = old;
+      runBuffer = buffer;
       runLength = 1;
     }
     if (run !== undefined) releaseBuffer(run, runLength);
@@ -309,7 +316,7 @@ export class MemoryDriver extends BlockDriver {
     const old = this.#chunks.get(index);
     this.#chunks.set(index, chunk);
     const wasAdopted = this.#adopted.has(index);
-    if (adopted) this.#adopted.set(index, true);
+    if (adopted) this.#adopted.set(index, chunk.buffer);
     else if (wasAdopted) this.#adopted.delete(index);
     if (old !== undefined && wasAdopted) releaseBuffer(old);
   }

@@ -101,7 +101,7 @@ export async function settleAll(kids: readonly QuorumChild[], pending: readonly 
   return undefined;
 }
 
-async function collectErrors(kids: readonly QuorumChild[], pending: readonly Promise<unknown>[]): Promise<(BlockError | undefined)[]> {
+export async function collectErrors(kids: readonly QuorumChild[], pending: readonly Promise<unknown>[]): Promise<(BlockError | undefined)[]> {
   const errors = new Array<BlockError | undefined>(pending.length).fill(undefined);
   for (let i = 0; i < pending.length; i++) {
     try {

@@ -23,10 +23,10 @@ import { blockStatusOf } from './block-status.js';
 import { manifestChanges, quorumCapabilities, quorumLimits } from './capabilities.js';
 import { QuorumChild, type QuorumMember } from './child.js';
 import type { QuorumEvents } from './events.js';
-import { childOptions, issue, issueCache, issueRead, settleAll, type FanOutOp } from './fan-out.js';
+import { childOptions, collectErrors, issue, issueCache, issueRead, settleAll, type FanOutOp } from './fan-out.js';
 import { blkverifyMismatch, everyChildFailed, noMajority, readAborted, tooFewSucceeded, type FailureContext } from './failures.js';
 import { resolveQuorumOptions, type AddChildOptions, type QuorumOptions, type ResolvedQuorumOptions } from './options.js';
-import { RangeLock } from './range-lock.js';
+import { RangeLock, type RangeClaim } from './range-lock.js';
 import { firstChild, readOrder, type InOrderPattern } from './read-order.js';
 import { QuorumReporter } from './reporter.js';
 import { ScratchPool } from './scratch.js';
@@ -380,24 +380,71 @@ export class Quorum extends BlockDriver {
    * apply overlapping writes in the same order); an abort during that wait fails it with
    * ECANCELED before anything is sent. Once sent, it is not cancelled.
    */
-  async #fanOut(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
+  #fanOut(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
     const claim = op === 'flush' ? undefined : this.#lock.acquire(offset, offset + length, false);
+    if (claim !== undefined && claim.blockers > 0) return this.#fanOutWhenGranted(claim, op, offset, length, data, options);
+    return this.#send(claim, op, offset, length, data, options);
+  }
+
+  async #fanOutWhenGranted(claim: RangeClaim, op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
     try {
-      if (claim !== undefined && claim.blockers > 0) await this.#lock.wait(claim, options.signal, { op, offset, length, driver: this.name });
-      const kids = this.#members;
-      const n = kids.length;
+      await this.#lock.wait(claim, options.signal, { op, offset, length, driver: this.name });
+    } catch (err) {
+      this.#lock.release(claim);
+      throw err;
+    }
+    return this.#send(claim, op, offset, length, data, options);
+  }
+
+  /**
+   * Issues the request to every child and settles it once all have answered, then releases
+   * `claim`. Spelled with one `then` rather than async functions: this is every write's path, and
+   * the success case then costs one derived promise.
+   */
+  #send(claim: RangeClaim | undefined, op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
+    const kids = this.#members;
+    const n = kids.length;
+    let shared: Uint8Array | undefined;
+    const pending = new Array<Promise<void>>(n);
+    try {
       let sent = childOptions(op, options);
       let payload = data;
-      const shared = op === 'write' && this.#sharesWrites(kids) ? sharedCopy(this.#pool, data as Uint8Array, sent, n) : undefined;
+      shared = op === 'write' && this.#sharesWrites(kids) ? sharedCopy(this.#pool, data as Uint8Array, sent, n) : undefined;
       if (shared !== undefined) {
         payload = shared;
         sent = sent.fua === true ? IMMUTABLE_FUA : IMMUTABLE;
       }
-      const pending = new Array<Promise<void>>(n);
       for (let i = 0; i < n; i++) pending[i] = issue(kids[i], op, offset, length, payload, sent);
-      const errors = await settleAll(kids, pending);
+    } catch (err) {
+      // Only preparing the request can throw (issue() turns a child's throw into its rejection),
+      // and then nothing was issued.
       if (shared !== undefined) this.#pool.give(shared);
-      if (errors !== undefined) this.#completionFailed(op, kids, errors, offset, length);
+      if (claim !== undefined) this.#lock.release(claim);
+      return Promise.reject(err);
+    }
+    return Promise.all(pending).then(
+      () => {
+        for (let i = 0; i < n; i++) kids[i].end();
+        if (shared !== undefined) this.#pool.give(shared);
+        if (claim !== undefined) this.#lock.release(claim);
+      },
+      () => this.#sendFailed(claim, op, offset, length, kids, pending, shared),
+    );
+  }
+
+  async #sendFailed(
+    claim: RangeClaim | undefined,
+    op: FanOutOp,
+    offset: number,
+    length: number,
+    kids: readonly QuorumChild[],
+    pending: readonly Promise<void>[],
+    shared: Uint8Array | undefined,
+  ): Promise<void> {
+    try {
+      const errors = await collectErrors(kids, pending);
+      if (shared !== undefined) this.#pool.give(shared);
+      this.#completionFailed(op, kids, errors, offset, length);
     } finally {
       if (claim !== undefined) this.#lock.release(claim);
     }

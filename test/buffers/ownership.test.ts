@@ -29,6 +29,68 @@ describe('buffer holds', () => {
     expect(freed).toBe(1);
   });
 
+  it('memory freed can be tracked again, with its new owner only', () => {
+    const b = new Uint8Array(32);
+    const freed: string[] = [];
+    trackBuffer(b, () => freed.push('first'));
+    releaseBuffer(b);
+    releaseBuffer(b); // untracked now: a stray release is ignored
+    trackBuffer(b.subarray(8), () => freed.push('second'));
+    retainBuffer(b);
+    expect(bufferHolds(b)).toBe(2);
+    releaseBuffer(b, 2);
+    expect(freed).toEqual(['first', 'second']);
+  });
+
+  it('a second copy of the package (another module instance) sees the same holds', async () => {
+    // A query makes Vite load the module again: what a second install in node_modules amounts to.
+    const path: string = '../../src/buffers/ownership.js?second-copy';
+    const other = (await import(path)) as typeof import('../../src/buffers/ownership.js');
+    expect(other.retainBuffer).not.toBe(retainBuffer);
+    for (const make of [() => new ArrayBuffer(16), () => Object.freeze(new ArrayBuffer(16))]) {
+      const b = new Uint8Array(make());
+      let freed = 0;
+      trackBuffer(b, () => freed++);
+      other.retainBuffer(b, 2);
+      expect(bufferHolds(b)).toBe(3);
+      expect(() => other.trackBuffer(b, () => {})).toThrow(/already tracked/);
+      other.releaseBuffer(b, 3);
+      expect(freed).toBe(1);
+    }
+  });
+
+  it('tracking leaves no visible trace on the memory (no enumerable property)', () => {
+    const b = new Uint8Array(16);
+    trackBuffer(b, () => {});
+    expect(Object.keys(b.buffer)).toEqual([]);
+    for (const sym of Object.getOwnPropertySymbols(b.buffer)) expect(Object.prototype.propertyIsEnumerable.call(b.buffer, sym)).toBe(false);
+    releaseBuffer(b);
+  });
+
+  const locks: [string, (b: ArrayBuffer) => ArrayBuffer][] = [
+    ['frozen', (b) => Object.freeze(b)],
+    ['sealed', (b) => Object.seal(b)],
+    ['non-extensible', (b) => Object.preventExtensions(b)],
+  ];
+  for (const [name, lock] of locks) {
+    it(`${name} memory is tracked too (held elsewhere), freed once, and can be tracked again`, () => {
+      const b = new Uint8Array(lock(new ArrayBuffer(16)));
+      let freed = 0;
+      retainBuffer(b);
+      expect(bufferHolds(b)).toBe(0);
+      trackBuffer(b, () => freed++);
+      expect(() => trackBuffer(b, () => {})).toThrow(/already tracked/);
+      retainBuffer(b.subarray(4), 2);
+      expect(bufferHolds(b)).toBe(3);
+      releaseBuffer(b, 3);
+      expect(freed).toBe(1);
+      expect(bufferHolds(b)).toBe(0);
+      trackBuffer(b, () => freed++);
+      releaseBuffer(b);
+      expect(freed).toBe(2);
+    });
+  }
+
   it('model: holds are counted per ArrayBuffer (any view of it), and onFree runs once, at zero', () => {
     // Each step retains or releases a number of holds through a random view of one buffer.
     const step = fc.record({ retain: fc.boolean(), count: fc.integer({ min: 1, max: 4 }), at: fc.nat(63) });
