@@ -8,10 +8,16 @@
 // table quotes medians over rounds. Our server runs in its own process so fio and the server do
 // not share a JavaScript thread; the machine has 2 cores, so fio and the server each get about one.
 //
+// The verdict is under this host's TCP congestion control. When that is not cubic (these machines
+// run BBR, which paces every burst with timers), the sequential read is measured once more with
+// both servers behind listening sockets set to cubic, for information: pacing costs a server that
+// sends everything from one thread more than nbdkit, which sends from many.
+//
 //   npx tsup && node bench/nbd-server.mjs            (BENCH_ROUNDS=2 BENCH_SECONDS=5 by default)
 //   BENCH_ONLY="seq read" node bench/nbd-server.mjs    (only the workloads whose name contains it)
 //   node bench/nbd-server.mjs --serve PORT SIZE      (internal: the server child)
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -27,6 +33,27 @@ const WORKLOADS = [
   { name: '1 MiB seq write QD8', rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' },
 ].filter((w) => w.name.includes(process.env.BENCH_ONLY ?? ''));
 
+/**
+ * Runs a server behind a listening socket whose TCP congestion control is `cc`, handed over by
+ * socket activation (LISTEN_FDS): accepted connections inherit it from the listener. Node cannot
+ * set socket options, so a few lines of Python make the socket and exec the server in place.
+ */
+const CC_LAUNCHER = `
+import os, socket, sys
+cc, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+s.bind(('127.0.0.1', port))
+s.listen(128)
+if s.fileno() != 3:
+    os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ['LISTEN_FDS'] = '1'
+os.environ['LISTEN_PID'] = str(os.getpid())
+os.execvp(cmd[0], cmd)
+`;
+
 if (process.argv[2] === '--serve') {
   await serve(Number(process.argv[3]), Number(process.argv[4]));
 } else {
@@ -35,10 +62,13 @@ if (process.argv[2] === '--serve') {
 
 async function serve(port, size) {
   // BLOCKGRAPH_DIST points at another build (a private copy while others rebuild dist/).
-  const { NbdServer, MemoryDriver } = await import(process.env.BLOCKGRAPH_DIST ?? '../dist/index.js');
+  const { NbdServer, MemoryDriver, socketActivationFds } = await import(process.env.BLOCKGRAPH_DIST ?? '../dist/index.js');
   const server = new NbdServer();
   server.addExport('', new MemoryDriver({ size }));
-  await server.listen({ port, host: '127.0.0.1' });
+  // A launcher may hand over the listening socket (see withCongestionControl).
+  const fds = socketActivationFds();
+  if (fds.length > 0) await server.listen({ fd: fds[0] });
+  else await server.listen({ port, host: '127.0.0.1' });
   process.stdout.write('ready\n');
   const stop = () => server.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);
@@ -77,14 +107,15 @@ async function waitForPort(port, child) {
   throw new Error(`server on port ${port} never came up`);
 }
 
-async function startServer(kind) {
+async function startServer(kind, cc = undefined) {
   const port = await freePort();
-  const child =
+  const stdio = ['ignore', 'ignore', 'inherit'];
+  const command =
     kind === 'blockgraph'
-      ? spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve', String(port), String(SIZE)], { stdio: ['ignore', 'ignore', 'inherit'] })
-      : spawn('nbdkit', ['--foreground', '--exit-with-parent', '--ipaddr', '127.0.0.1', '--port', String(port), 'memory', `size=${SIZE}`], {
-          stdio: ['ignore', 'ignore', 'inherit'],
-        });
+      ? [process.execPath, fileURLToPath(import.meta.url), '--serve', String(port), String(SIZE)]
+      : ['nbdkit', '--foreground', '--exit-with-parent', ...(cc === undefined ? ['--ipaddr', '127.0.0.1', '--port', String(port)] : []), 'memory', `size=${SIZE}`];
+  const child =
+    cc === undefined ? spawn(command[0], command.slice(1), { stdio }) : spawn('python3', ['-c', CC_LAUNCHER, cc, String(port), ...command], { stdio });
   await waitForPort(port, child);
   return {
     uri: `nbd://127.0.0.1:${port}/`,
@@ -136,15 +167,35 @@ async function main() {
       return;
     }
   }
-  const results = { blockgraph: WORKLOADS.map(() => []), nbdkit: WORKLOADS.map(() => []) };
-  const ratios = WORKLOADS.map(() => []);
+  const hostCc = readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
   console.log(`fio ioengine=nbd, loopback TCP, 1 job, ${SIZE / 2 ** 20} MiB, ${SECONDS} s per run, ${ROUNDS} rounds of A B B A per workload`);
+  console.log(`TCP congestion control: ${hostCc} (this host's default)`);
+  table(await measure(WORKLOADS));
+  // Pacing congestion controls (BBR) cost a server that does all its sending on one thread more
+  // than one that sends from many: show the sequential read again under Linux's stock default,
+  // both servers alike, so the figure above can be read for what it is. Information only.
+  const seqRead = WORKLOADS.filter((w) => w.rw === 'read');
+  const available = readFileSync('/proc/sys/net/ipv4/tcp_available_congestion_control', 'utf8').split(/\s+/);
+  if (hostCc !== 'cubic' && seqRead.length > 0) {
+    if (!available.includes('cubic') || !which('python3')) {
+      console.log('\n(info row skipped: needs python3 and the cubic congestion control module)');
+    } else {
+      console.log(`\nInformation only — both servers behind listeners set to TCP_CONGESTION=cubic (Linux's default; this host uses ${hostCc}):`);
+      table(await measure(seqRead, 'cubic'));
+    }
+  }
+}
+
+/** Runs `workloads` against both servers, ROUNDS rounds of A B B A each. */
+async function measure(workloads, cc = undefined) {
+  const results = { blockgraph: workloads.map(() => []), nbdkit: workloads.map(() => []) };
+  const ratios = workloads.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
-    const servers = { blockgraph: await startServer('blockgraph'), nbdkit: await startServer('nbdkit') };
+    const servers = { blockgraph: await startServer('blockgraph', cc), nbdkit: await startServer('nbdkit', cc) };
     try {
       // Fill both disks first so reads move real data rather than zeros of a sparse map.
       for (const kind of ['blockgraph', 'nbdkit']) fio(servers[kind].uri, { rw: 'write', bs: '1m', depth: 8, unit: 'MiB/s' }, false);
-      WORKLOADS.forEach((w, i) => {
+      workloads.forEach((w, i) => {
         // A B B A, with A alternating per workload and round so neither side always opens.
         const [a, b] = (round + i) % 2 === 0 ? ['blockgraph', 'nbdkit'] : ['nbdkit', 'blockgraph'];
         const runs = { blockgraph: [], nbdkit: [] };
@@ -163,10 +214,14 @@ async function main() {
       await servers.nbdkit.stop();
     }
   }
+  return { workloads, results, ratios };
+}
+
+function table({ workloads, results, ratios }) {
   console.log(`\nMedians over ${ROUNDS} rounds; each round's figure is the mean of its two runs per side.`);
   console.log('| workload | blockgraph (median of rounds) | nbdkit memory (median of rounds) | blockgraph / nbdkit (median of per-round ratios) |');
   console.log('|---|---|---|---|');
-  WORKLOADS.forEach((w, i) => {
+  workloads.forEach((w, i) => {
     console.log(
       `| ${w.name} | ${fmt(median(results.blockgraph[i]), w.unit)} | ${fmt(median(results.nbdkit[i]), w.unit)} | ${median(ratios[i]).toFixed(2)}× |`,
     );
