@@ -112,7 +112,7 @@ export abstract class BlockDriver extends EventEmitter
       if (this.#check('read', offset, length, options)) return Promise.resolve(new Uint8Array(0));
       const target = this.#allocate(offset, length);
       return this.#admit('read', offset, length, async () => {
-        await this.#read(offset, target, options ?? {});
+        await this.#read(offset, target, options ?? NO_OPTIONS);
         return target;
       });
     });
@@ -154,7 +154,7 @@ export abstract class BlockDriver extends EventEmitter
     return attempt(() => {
       if (this.#check('read', offset, length, options)) return Promise.resolve(EMPTY_LEASE);
       if (length > this.#pieceSize()) return Promise.resolve(undefined);
-      return this.#admit('leaseRead', offset, length, () => this._leaseRead(offset, length, options ?? {}));
+      return this.#admit('leaseRead', offset, length, () => this._leaseRead(offset, length, options ?? NO_OPTIONS));
     });
   }
 
@@ -178,7 +178,7 @@ export abstract class BlockDriver extends EventEmitter
    * `immutable: true`, promising never to change `data` again, which lets a driver keep it.
    * A rejected write may have reached some of the range (like a failed disk write), never more.
    */
-  write(offset: number, data: Uint8Array, options: WriteOptions = {}): Promise<void> {
+  write(offset: number, data: Uint8Array, options: WriteOptions = NO_OPTIONS): Promise<void> {
     // Spelled out rather than through attempt()/#admit(): no closures on the hottest path.
     try {
       checkBytes(data, 'data');
@@ -220,7 +220,7 @@ export abstract class BlockDriver extends EventEmitter
   }
 
   /** Makes every write that has completed durable. */
-  flush(options: IoOptions = {}): Promise<void> {
+  flush(options: IoOptions = NO_OPTIONS): Promise<void> {
     return attempt(() => {
       if (this.#check('flush', 0, 0, options)) return Promise.resolve();
       return this.#admit('flush', 0, 0, async () => {
@@ -233,7 +233,7 @@ export abstract class BlockDriver extends EventEmitter
    * Tells the driver the range is no longer needed (TRIM). Advisory: afterwards the range reads as
    * either its old contents or zeros, so callers must not rely on either.
    */
-  discard(offset: number, length: number, options: DiscardOptions = {}): Promise<void> {
+  discard(offset: number, length: number, options: DiscardOptions = NO_OPTIONS): Promise<void> {
     return attempt(() => {
       if (this.#check('discard', offset, length, options)) return Promise.resolve();
       if (!this.capabilities.canDiscard) return Promise.resolve();
@@ -247,7 +247,7 @@ export abstract class BlockDriver extends EventEmitter
    * Without `fastZero`, a native zeroing that turns out to be unsupported (ENOTSUP) falls back to
    * writing zeros, as QEMU does.
    */
-  writeZeroes(offset: number, length: number, options: WriteZeroesOptions = {}): Promise<void> {
+  writeZeroes(offset: number, length: number, options: WriteZeroesOptions = NO_OPTIONS): Promise<void> {
     return attempt(() => {
       if (this.#check('writeZeroes', offset, length, options)) return Promise.resolve();
       const caps = this.capabilities;
@@ -273,7 +273,7 @@ export abstract class BlockDriver extends EventEmitter
    * ending at or before `offset + length`. The answer may stop short of the end (callers loop),
    * but always covers at least one byte.
    */
-  blockStatus(offset: number, length: number, options: IoOptions = {}): Promise<BlockExtent[]> {
+  blockStatus(offset: number, length: number, options: IoOptions = NO_OPTIONS): Promise<BlockExtent[]> {
     return attempt(() => {
       if (this.#check('blockStatus', offset, length, options)) return Promise.resolve([]);
       if (!this.capabilities.canBlockStatus) return Promise.resolve([{ offset, length, zero: false, allocated: true }]);
@@ -284,7 +284,7 @@ export abstract class BlockDriver extends EventEmitter
   }
 
   /** Advises the driver to prefetch the range (NBD CACHE). */
-  cache(offset: number, length: number, options: IoOptions = {}): Promise<void> {
+  cache(offset: number, length: number, options: IoOptions = NO_OPTIONS): Promise<void> {
     return attempt(() => {
       if (this.#check('cache', offset, length, options)) return Promise.resolve();
       if (!this.capabilities.canCache) return Promise.resolve();

@@ -26,7 +26,7 @@ export function binSize(length: number): number {
 interface Entry {
   readonly buf: Buffer;
   readonly free: () => void;
-  holds: HoldsRecord | undefined;
+  readonly holds: HoldsRecord;
 }
 
 /** A pool of large buffers (see the module comment). */
@@ -55,19 +55,19 @@ export class BufferPool {
     if (length < MIN_POOLED) return Buffer.allocUnsafe(length);
     const bin = binSize(length);
     const list = this.#idle.get(bin);
-    let entry = list?.pop();
+    const entry = list?.pop();
     // An emptied bin keeps its list (there are few bins): in a steady state one buffer goes out
     // and comes back per request, and dropping and remaking the list each time costs more.
-    if (entry !== undefined) {
-      this.#idleBytes -= bin;
-    } else {
+    if (entry === undefined) {
       // A whole ArrayBuffer per buffer (holds are counted per ArrayBuffer), not zero-filled: the
-      // taker overwrites it.
-      const fresh: Entry = { buf: Buffer.allocUnsafeSlow(bin), free: () => this.#giveBack(fresh), holds: undefined };
-      entry = fresh;
+      // taker overwrites it. Tracked from birth, held by the taker.
+      const buf = Buffer.allocUnsafeSlow(bin);
+      const free = (): void => this.#giveBack(fresh);
+      const fresh: Entry = { buf, free, holds: trackMemory(buf, free) };
+      return buf;
     }
-    if (entry.holds === undefined) entry.holds = trackMemory(entry.buf, entry.free);
-    else trackAgain(entry.holds, entry.free);
+    this.#idleBytes -= bin;
+    trackAgain(entry.holds, entry.free);
     return entry.buf;
   }
 

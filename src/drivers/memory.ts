@@ -146,9 +146,9 @@ export class MemoryDriver extends BlockDriver {
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     const cs = this.#chunkSize;
     const adopt = options.immutable === true;
+    if (adopt && offset % cs === 0 && data.length % cs === 0) return this.#adoptWhole(offset, data);
     // The common case — every chunk exists and none is frozen — needs no preparation (and no
     // per-request allocation on the hot path of small writes).
-    if (adopt && offset % cs === 0 && data.length % cs === 0) return this.#adoptWhole(offset, data);
     if (adopt || !this.#writable(offset, data.length)) {
       const fresh = this.#prepare(offset, data.length, 'write', (i) => adopt && this.#covers(offset, data.length, i));
       if (fresh instanceof BlockError) return Promise.reject(fresh);
@@ -342,7 +342,8 @@ export class MemoryDriver extends BlockDriver {
 
   /** Lent by a lease or adopted from an immutable write: must be copied before any change. */
   #frozen(index: number, chunk: Uint8Array): boolean {
-    return this.#adopted.has(index) || this.#lent.has(chunk);
+    // Nothing lent is the usual state: skip hashing the chunk for the lookup then.
+    return this.#adopted.has(index) || (this.#lent.size > 0 && this.#lent.has(chunk));
   }
 
   /** The range covers chunk `index` entirely. */

@@ -6,6 +6,7 @@
  * and work with PSK as they are; the TLS 1.2 ones below serve older peers (forward-secret first).
  */
 import * as tls from 'node:tls';
+import { asBuffer } from '../buffers/as-buffer.js';
 
 const PSK_SUITES = [
   'ECDHE-PSK-AES256-CBC-SHA384',
@@ -19,7 +20,7 @@ const PSK_SUITES = [
 /** PEM text or bytes as `node:tls` takes them (bytes as a Buffer over the same memory). */
 export function toPem(value: string | Uint8Array | undefined): string | Buffer {
   if (value === undefined) return '';
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return typeof value === 'string' ? value : asBuffer(value);
 }
 
 /** One PEM value or several, as `node:tls` takes a `ca`. */

@@ -218,19 +218,14 @@ export class Quorum extends BlockDriver {
         return;
       }
       // Some child cannot lend: read copies. Child 0 reads straight into the caller's buffer: when copies agree, nothing is copied.
-      const buffers = new Array<Uint8Array>(n);
-      buffers[0] = target;
-      for (let i = 1; i < n; i++) buffers[i] = this.#scratch.acquire(length);
-      try {
+      await this.#withCopies(target, n, async (buffers) => {
         const pending = new Array<Promise<void>>(n);
         for (let i = 0; i < n; i++) pending[i] = issueRead(kids[i], offset, buffers[i], options);
         const errors = await settleAll(kids, pending);
         // Fast path: every copy byte-identical (memcmp, no hashing, nothing allocated).
         if (errors === undefined && allEqual(buffers)) return;
         await this.#voteSlow(kids, buffers, errors, offset, options);
-      } finally {
-        for (let i = 1; i < n; i++) this.#scratch.release(buffers[i]);
-      }
+      });
     } finally {
       this.#lock.release(claim);
     }
@@ -253,17 +248,26 @@ export class Quorum extends BlockDriver {
         return;
       }
     }
-    const length = target.length;
-    const buffers = new Array<Uint8Array>(n);
-    buffers[0] = target;
-    for (let i = 1; i < n; i++) buffers[i] = this.#scratch.acquire(length);
-    try {
+    await this.#withCopies(target, n, async (buffers) => {
       for (let i = 0; i < n; i++) {
         const lease = leases[i];
         if (lease !== undefined) copyViews(lease.views, buffers[i]);
       }
       releaseAll(leases);
       await this.#voteSlow(kids, buffers, errors, offset, options);
+    });
+  }
+
+  /**
+   * Runs `vote` over one buffer per child: the caller's `target` for child 0, scratch buffers of
+   * the same length for the others, which go back to the scratch pool afterwards.
+   */
+  async #withCopies(target: Uint8Array, n: number, vote: (buffers: Uint8Array[]) => Promise<void>): Promise<void> {
+    const buffers = new Array<Uint8Array>(n);
+    buffers[0] = target;
+    for (let i = 1; i < n; i++) buffers[i] = this.#scratch.acquire(target.length);
+    try {
+      await vote(buffers);
     } finally {
       for (let i = 1; i < n; i++) this.#scratch.release(buffers[i]);
     }
@@ -409,7 +413,7 @@ export class Quorum extends BlockDriver {
     try {
       let sent = childOptions(op, options);
       let payload = data;
-      shared = op === 'write' && this.#sharesWrites(kids) ? sharedCopy(this.#pool, data as Uint8Array, sent, n) : undefined;
+      shared = op === 'write' && this.#sharesWrites() ? sharedCopy(this.#pool, data as Uint8Array, sent, n) : undefined;
       if (shared !== undefined) {
         payload = shared;
         sent = sent.fua === true ? IMMUTABLE_FUA : IMMUTABLE;
@@ -450,12 +454,13 @@ export class Quorum extends BlockDriver {
     }
   }
 
-  /** Whether this write goes out as one shared immutable copy (see QuorumOptions.shareWrites). */
-  #sharesWrites(kids: readonly QuorumChild[]): boolean {
+  /**
+   * Whether writes go out as one shared immutable copy (see QuorumOptions.shareWrites). 'auto' is
+   * the quorum's own `canAdoptWrites`: every child adopts (a write only comes here when it can write).
+   */
+  #sharesWrites(): boolean {
     const mode = this.#options.shareWrites;
-    if (mode !== 'auto') return mode;
-    for (const kid of kids) if (kid.driver.capabilities.canAdoptWrites !== true) return false;
-    return true;
+    return mode === 'auto' ? this.capabilities.canAdoptWrites === true : mode;
   }
 
   #completionFailed(op: FanOutOp, kids: readonly QuorumChild[], errors: readonly (BlockError | undefined)[], offset: number, length: number): void {

@@ -7,6 +7,7 @@
  * cheaper than hashing a copy, and it is exact — no reliance on hash collisions being improbable.
  * When every copy agrees it costs N−1 comparisons and nothing else: the fast path.
  */
+import { asBuffer } from '../buffers/as-buffer.js';
 
 /**
  * Indexes of `copies` grouped by identical content. Versions are listed in the order of their
@@ -21,9 +22,4 @@ export function versionsOf(copies: readonly Uint8Array[]): number[][] {
     else match.push(i);
   }
   return versions;
-}
-
-/** A Buffer view of the same memory (no copy), so `equals` runs as a single memcmp. */
-export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -6,7 +6,8 @@
  * rules then always say: success, nobody reported).
  */
 import { BlockError, mostCommonCode, type BlockErrorCode } from '../errors.js';
-import { asBuffer, versionsOf } from './versions.js';
+import { asBuffer } from '../buffers/as-buffer.js';
+import { versionsOf } from './versions.js';
 
 /** How a quorum reads: vote among all children, or read one child and fall back on failure. */
 export type ReadPattern = 'quorum' | 'fifo' | 'round-robin' | 'least-pending';

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../src/drivers/memory.js';
 import type { ReadLease } from '../../src/types.js';
 import { bufferHolds, releaseBuffer, trackBuffer } from '../../src/buffers/ownership.js';
+import { expectSameBytes } from '../helpers/bytes.js';
 
 const CHUNK = 4096;
 const CHUNKS = 16;
@@ -15,13 +16,6 @@ const SIZE = CHUNK * CHUNKS;
 
 function joined(lease: ReadLease): Buffer {
   return Buffer.concat(lease.views);
-}
-
-/** Byte equality without vitest's slow deep diff of large arrays; reports the first difference. */
-function same(actual: Uint8Array, expected: Uint8Array, what: string): void {
-  if (Buffer.compare(actual, expected) === 0) return;
-  const i = actual.findIndex((b, k) => b !== expected[k]);
-  expect.fail(`${what}: lengths ${actual.length}/${expected.length}, first difference at ${i}`);
 }
 
 function bytes(length: number, seed: number): Uint8Array {
@@ -52,7 +46,7 @@ describe('MemoryDriver lending', () => {
     lease?.release();
     // A later partial write copies the adopted chunk instead of writing into the caller's data.
     await d.write(CHUNK + 10, new Uint8Array([0]));
-    same(data, bytes(2 * CHUNK, 1), 'adopted data');
+    expectSameBytes(data, bytes(2 * CHUNK, 1), 'adopted data');
     expect((await d.read(CHUNK + 10, 1))[0]).toBe(0);
     await d.close();
   });
@@ -91,17 +85,17 @@ describe('MemoryDriver lending', () => {
           } else if (s.op === 'lease') {
             const lease = (await d.leaseRead(offset, length)) as ReadLease;
             const copy = joined(lease);
-            same(copy, disk.subarray(offset, offset + length), 'new lease');
+            expectSameBytes(copy, disk.subarray(offset, offset + length), 'new lease');
             held.push({ lease, copy });
           } else if (s.op === 'release') {
             held.shift()?.lease.release();
           } else {
-            same(await d.read(offset, length), disk.subarray(offset, offset + length), 'read');
+            expectSameBytes(await d.read(offset, length), disk.subarray(offset, offset + length), 'read');
           }
-          for (const a of adopted) same(a.data, a.copy, 'adopted data');
-          for (const h of held) same(joined(h.lease), h.copy, 'held lease');
+          for (const a of adopted) expectSameBytes(a.data, a.copy, 'adopted data');
+          for (const h of held) expectSameBytes(joined(h.lease), h.copy, 'held lease');
         }
-        same(await d.read(0, SIZE), disk, 'whole disk');
+        expectSameBytes(await d.read(0, SIZE), disk, 'whole disk');
         for (const h of held) h.lease.release();
         await d.close();
       }),

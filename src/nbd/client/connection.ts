@@ -356,14 +356,10 @@ export class NbdConnection implements Dispatchable {
     const now = performance.now();
     let expired = false;
     for (const req of this.#requests.values()) {
-      if (now - req.firstSentAt < timeout) continue;
+      if (!req.expired(timeout, now)) continue;
       expired = true;
       this.#requests.delete(req.cookie);
-      req.reject(
-        new BlockError('ETIMEDOUT', `nbd: ${req.op} ${req.offset}+${req.length} got no reply within ${timeout} ms`, {
-          details: { op: req.op, offset: req.offset, length: req.length },
-        }),
-      );
+      req.reject(req.timedOut(timeout));
     }
     if (expired) this.#drop(new BlockError('ETIMEDOUT', `nbd: connection considered broken: a request timed out after ${timeout} ms`));
   }

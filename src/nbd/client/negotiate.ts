@@ -74,8 +74,7 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
     ch.send(encodeOption(Opt.STARTTLS));
     const r = await replyTo(ch, Opt.STARTTLS);
     if (r.kind === 'error') {
-      const why = r.message === '' ? nameOf(Rep, r.error) : `${nameOf(Rep, r.error)}: ${r.message}`;
-      throw new BlockError('EPERM', `nbd: server refused STARTTLS: ${why}`, { details: { op: 'connect', nbdReply: r.error } });
+      throw new BlockError('EPERM', `nbd: server refused STARTTLS: ${refusalText(r)}`, { details: { op: 'connect', nbdReply: r.error } });
     }
     if (r.kind !== 'ack') throw violation(`unexpected ${r.kind} reply to NBD_OPT_STARTTLS`);
     await ch.startTls();
@@ -197,11 +196,15 @@ const REFUSAL_CODES: ReadonlyMap<number, BlockErrorCode> = new Map<number, Block
   [Rep.ERR_TOO_BIG, 'EINVAL'],
 ]);
 
+/** An option's error reply as text: the reply's name, and the server's message when it sent one. */
+function refusalText(r: Extract<OptionReply, { kind: 'error' }>): string {
+  return r.message === '' ? nameOf(Rep, r.error) : `${nameOf(Rep, r.error)}: ${r.message}`;
+}
+
 function refusedExport(r: Extract<OptionReply, { kind: 'error' }>, exportName: string): BlockError {
   const code = REFUSAL_CODES.get(r.error) ?? 'EIO';
-  const why = r.message === '' ? nameOf(Rep, r.error) : `${nameOf(Rep, r.error)}: ${r.message}`;
   const hint = r.error === Rep.ERR_TLS_REQD ? ' (the server requires TLS: give the tls option or an nbds:// URI)' : '';
-  return new BlockError(code, `nbd: server refused export ${JSON.stringify(exportName)}: ${why}${hint}`, {
+  return new BlockError(code, `nbd: server refused export ${JSON.stringify(exportName)}: ${refusalText(r)}${hint}`, {
     details: { op: 'connect', exportName, nbdReply: r.error },
   });
 }

@@ -14,7 +14,6 @@
  * two overlapping writes must, as with any block device, wait for the first before sending the
  * second — then only the second can be in flight, and the order holds.
  */
-import { performance } from 'node:perf_hooks';
 import { BlockError } from '../../errors.js';
 import { backoffDelay } from './backoff.js';
 import { NbdConnection, type ConnectionHost, type ConnectionSettings } from './connection.js';
@@ -198,17 +197,18 @@ export class ConnectionPool implements ConnectionHost {
    * its time: a server that breaks every connection must not keep requests pending for ever.
    */
   #replay(req: NbdRequest): void {
-    const details = { op: req.op, offset: req.offset, length: req.length };
     const limit = this.#options.replayLimit;
     if (req.sends > limit) {
       req.reject(
-        new BlockError('EIO', `nbd: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.sends - 1} times (replayLimit ${limit})`, { details }),
+        new BlockError('EIO', `nbd: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.sends - 1} times (replayLimit ${limit})`, {
+          details: { op: req.op, offset: req.offset, length: req.length },
+        }),
       );
       return;
     }
     const timeout = this.#options.requestTimeout;
-    if (timeout > 0 && req.sends > 0 && performance.now() - req.firstSentAt >= timeout) {
-      req.reject(new BlockError('ETIMEDOUT', `nbd: ${req.op} ${req.offset}+${req.length} got no reply within ${timeout} ms`, { details }));
+    if (timeout > 0 && req.expired(timeout)) {
+      req.reject(req.timedOut(timeout));
       return;
     }
     this.dispatch(req);

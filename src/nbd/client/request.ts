@@ -6,6 +6,7 @@
  * chunk lands in the caller's buffer, what DONE means. A broken rule is reported as a violation
  * string; the connection turns it into an EIO for this request and drops itself.
  */
+import { performance } from 'node:perf_hooks';
 import { BlockError, codeFromNbdError } from '../../errors.js';
 import type { BlockExtent } from '../../types.js';
 import { BaseAllocation, Cmd, Err, nameOf, type ReplyChunk, type ReplyExtent } from '../protocol/index.js';
@@ -106,6 +107,18 @@ export class NbdRequest {
     if (this.#settled) return;
     this.#settled = true;
     this.#callbacks.reject(error);
+  }
+
+  /** Sent, and `timeout` ms (> 0) have passed since its first send: replays do not restart the clock. */
+  expired(timeout: number, now: number = performance.now()): boolean {
+    return this.sends > 0 && now - this.firstSentAt >= timeout;
+  }
+
+  /** The error of a request {@link NbdRequest.expired} without a reply. */
+  timedOut(timeout: number): BlockError {
+    return new BlockError('ETIMEDOUT', `nbd: ${this.op} ${this.offset}+${this.length} got no reply within ${timeout} ms`, {
+      details: { op: this.op, offset: this.offset, length: this.length },
+    });
   }
 
   /** An error reply (simple or chunk) with NBD error value `value`. */

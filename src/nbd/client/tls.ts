@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
+import { asBuffer } from '../../buffers/as-buffer.js';
 import { BlockError } from '../../errors.js';
 import { pskCipherList, toPem, toPemList } from '../tls-common.js';
 import type { NbdAddress } from './address.js';
@@ -76,7 +77,7 @@ export function tlsConnectOptions(options: NbdClientTlsOptions, address: NbdAddr
   const psk = options.psk;
   if (psk !== undefined) {
     result.ciphers = pskCipherList();
-    result.pskCallback = () => ({ identity: psk.identity, psk: Buffer.from(psk.key.buffer, psk.key.byteOffset, psk.key.byteLength) });
+    result.pskCallback = () => ({ identity: psk.identity, psk: asBuffer(psk.key) });
     // A PSK proves the server; there is no certificate to check.
     if (options.ca === undefined) result.checkServerIdentity = () => undefined;
   }

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
+import { asBuffer } from '../../buffers/as-buffer.js';
 import { BlockError } from '../../errors.js';
 import { pskCipherList, toPem, toPemList } from '../tls-common.js';
 
@@ -95,7 +96,7 @@ export function tlsServerOptions(options: NbdServerTlsOptions): tls.TlsOptions {
     result.ciphers = pskCipherList();
     result.pskCallback = (_socket: tls.TLSSocket, identity: string) => {
       const key = psk.get(identity);
-      return key === undefined ? null : Buffer.from(key.buffer, key.byteOffset, key.byteLength);
+      return key === undefined ? null : asBuffer(key);
     };
   }
   return { ...result, ...options.serverOptions };

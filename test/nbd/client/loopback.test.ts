@@ -12,7 +12,7 @@ import { NbdClient } from '../../../src/nbd/client/index.js';
 import { NbdServer } from '../../../src/nbd/server/index.js';
 import type { DiscardOptions, IoOptions, WriteZeroesOptions } from '../../../src/types.js';
 import { tmpSocketPath } from '../../helpers/peers.js';
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 
 interface Served {
   server: NbdServer;

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { Cmd, TransmissionFlag } from '../../../src/nbd/protocol/index.js';
 import { requirePeer } from '../../helpers/peers.js';
-import { expectSameBytes } from './bytes.js';
+import { expectSameBytes } from '../../helpers/bytes.js';
 import { startScriptedServer, type ScriptedServerOptions } from './scripted-server.js';
 import { startNbdkit, type RunningServer } from './servers.js';
 

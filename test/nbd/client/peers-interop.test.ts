@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { requirePeer, tmpDir } from '../../helpers/peers.js';
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 import { startNbdkit, type RunningServer } from './servers.js';
 
 const nbdkit = requirePeer('nbdkit');

@@ -10,7 +10,7 @@ import { Cmd, ReplyFlag, ReplyParser, encodeOffsetDataHeader, encodeSimpleReply,
 import { NbdRequest } from '../../../src/nbd/client/request.js';
 import { ReadCoverage } from '../../../src/nbd/client/read-coverage.js';
 import { ReadPlacement } from '../../../src/nbd/client/read-placement.js';
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 
 const SCRATCH = 64 * 1024;
 

@@ -6,8 +6,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { Cmd, TransmissionFlag } from '../../../src/nbd/protocol/index.js';
+import { eventually } from '../../helpers/eventually.js';
 import { sleep } from '../../helpers/peers.js';
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 import { startScriptedServer, type ScriptedServer } from './scripted-server.js';
 
 let scripted: ScriptedServer | undefined;
@@ -31,14 +32,6 @@ async function outcomeWithin<T>(p: Promise<T>, ms: number): Promise<{ ok: T } | 
   }
 }
 
-/** Polls `condition` every 10 ms for at most `ms`. */
-async function eventually(condition: () => boolean, ms: number): Promise<boolean> {
-  for (let waited = 0; waited < ms; waited += 10) {
-    if (condition()) return true;
-    await sleep(10);
-  }
-  return condition();
-}
 
 const MULTI = TransmissionFlag.SEND_FLUSH | TransmissionFlag.CAN_MULTI_CONN;
 

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { Cmd } from '../../../src/nbd/protocol/index.js';
 
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 import { startScriptedServer, type ScriptedServer } from './scripted-server.js';
 
 const SIZE = 256 * 1024;

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { Cmd, Err, encodeSimpleReply } from '../../../src/nbd/protocol/index.js';
 import { requirePeers, sleep, tmpDir } from '../../helpers/peers.js';
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 import { startScriptedServer, type ScriptedServer } from './scripted-server.js';
 import { startNbdkit, startQemuNbd, type RunningServer } from './servers.js';
 

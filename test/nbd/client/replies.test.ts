@@ -18,7 +18,7 @@ import {
   encodeSimpleReply,
   type NbdRequest as WireRequest,
 } from '../../../src/nbd/protocol/index.js';
-import { expectSameBytes, patternBytes } from './bytes.js';
+import { expectSameBytes, patternBytes } from '../../helpers/bytes.js';
 import { startScriptedServer, type ScriptedConnection, type ScriptedServer } from './scripted-server.js';
 
 type Piece = { offset: number; length: number; hole: boolean };

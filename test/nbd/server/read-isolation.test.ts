@@ -9,6 +9,7 @@ import { MemoryDriver } from '../../../src/drivers/memory.js';
 import type { IoOptions, ReadLease } from '../../../src/types.js';
 import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
+import { eventually } from '../../helpers/eventually.js';
 
 const MIB = 1024 * 1024;
 const SIZE = 16 * MIB;
@@ -49,14 +50,6 @@ async function connect(driver: MemoryDriver, structured: boolean): Promise<RawCl
   return c;
 }
 
-/** Polls (bounded) until `done` holds. */
-async function until(done: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await done()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
 
 describe('READ replies while WRITEs overwrite the range', () => {
   for (const structured of [false, true]) {
@@ -70,7 +63,7 @@ describe('READ replies while WRITEs overwrite the range', () => {
       const after = fill(MIB, 200);
       const writes = Array.from({ length: READS }, (_, i) => c.write(i * MIB, after));
       // Every WRITE has reached the driver while the READ replies still wait in socket buffers.
-      await until(async () => (await driver.read((READS - 1) * MIB, 16))[0] === after[0], 'the last WRITE is applied');
+      expect(await eventually(async () => (await driver.read((READS - 1) * MIB, 16))[0] === after[0], 2000), 'the last WRITE is applied').toBe(true);
       c.socket.resume();
       const replies = await Promise.all(reads);
       for (const [i, r] of replies.entries()) {
@@ -79,7 +72,7 @@ describe('READ replies while WRITEs overwrite the range', () => {
       }
       for (const w of await Promise.all(writes)) expect(w.error).toBe(0);
       expect(Buffer.compare(Buffer.from(await driver.read(0, MIB)), Buffer.from(after))).toBe(0);
-      await until(() => driver.releases.every((n) => n === 1), 'every lease is released');
+      expect(await eventually(() => driver.releases.every((n) => n === 1), 2000), 'every lease is released').toBe(true);
       expect(driver.releases.every((n) => n === 1)).toBe(true);
     });
   }
