@@ -101,6 +101,10 @@ export async function settleAll(kids: readonly QuorumChild[], pending: readonly 
   return undefined;
 }
 
+/**
+ * Waits for every request one by one and ends each child's pending count; each child's error
+ * (undefined where it succeeded). For requests already known to include a failure.
+ */
 export async function collectErrors(kids: readonly QuorumChild[], pending: readonly Promise<unknown>[]): Promise<(BlockError | undefined)[]> {
   const errors = new Array<BlockError | undefined>(pending.length).fill(undefined);
   for (let i = 0; i < pending.length; i++) {

@@ -1,10 +1,11 @@
 /** Byte-array assertions that stay fast on megabytes (vitest's deep equality walks element by element). */
 import { expect } from 'vitest';
+import { asBuffer } from '../../src/buffers/as-buffer.js';
 
 /** Fails with the first differing offset unless `actual` and `expected` hold the same bytes. */
 export function expectSameBytes(actual: Uint8Array, expected: Uint8Array, what = 'bytes'): void {
-  const a = Buffer.from(actual.buffer, actual.byteOffset, actual.length);
-  const b = Buffer.from(expected.buffer, expected.byteOffset, expected.length);
+  const a = asBuffer(actual);
+  const b = asBuffer(expected);
   if (a.length === b.length && a.equals(b)) return;
   let i = 0;
   while (i < Math.min(a.length, b.length) && a[i] === b[i]) i++;

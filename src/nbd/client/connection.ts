@@ -107,11 +107,13 @@ export class NbdConnection implements Dispatchable {
 
   /** Ends the connection when `socket` fails, ends or closes. */
   #watch(socket: Socket): void {
-    socket.once('close', () => this.#markClosed());
     socket.on('error', (err) => this.#socketEnded(err));
     // The server ending its side is the end of the connection, whether or not it also closes.
     socket.on('end', () => this.#socketEnded(undefined));
-    socket.on('close', () => this.#socketEnded(undefined));
+    socket.on('close', () => {
+      this.#markClosed();
+      this.#socketEnded(undefined);
+    });
   }
 
   readonly #onChunk = (chunk: Buffer): void => {

@@ -12,6 +12,7 @@ import type { BlockDriver } from '../../../src/driver.js';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { NbdServer, type NbdServerTlsOptions } from '../../../src/nbd/server/index.js';
+import { HandshakeFlag, Opt, encodeAck, encodeGreeting } from '../../../src/nbd/protocol/index.js';
 import { requirePeers, runOk, tmpDir, tmpSocketPath } from '../../helpers/peers.js';
 import { makeCertificates } from '../../helpers/tls.js';
 import { startNbdkit, startQemuNbd } from './servers.js';
@@ -192,19 +193,12 @@ describe('NbdClient TLS handshake timing', () => {
     const { createServer } = await import('node:net');
     const silent = createServer((s) => {
       // Greeting: fixed newstyle; then ACK the first option (STARTTLS) and say nothing more.
-      s.write(Buffer.concat([Buffer.from('NBDMAGIC'), Buffer.from('IHAVEOPT'), Buffer.from([0, 3])]));
+      s.write(encodeGreeting(HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES));
       let got = 0;
       s.on('data', (b) => {
         got += b.length;
         // Client flags (4 bytes) + option header (16 bytes).
-        if (got >= 20 && got - b.length < 20) {
-          const ack = Buffer.alloc(20);
-          ack.writeBigUInt64BE(0x3e889045565a9n, 0);
-          ack.writeUInt32BE(5, 8); // NBD_OPT_STARTTLS
-          ack.writeUInt32BE(1, 12); // NBD_REP_ACK
-          ack.writeUInt32BE(0, 16);
-          s.write(ack);
-        }
+        if (got >= 20 && got - b.length < 20) s.write(encodeAck(Opt.STARTTLS));
       });
       s.on('error', () => {});
     });
