@@ -29,11 +29,16 @@ const same = Buffer.from(back).equals(data);
 console.log(`wrote 4 MiB through the quorum; the secondary holds the same bytes: ${same}`);
 
 // A client without the key gets nowhere.
-try {
-  await NbdClient.connect(`nbds://127.0.0.1:${port}/replica`, { tls: { psk: { identity: 'primary', key: randomBytes(32) } } });
+const intruder = await NbdClient.connect(`nbds://127.0.0.1:${port}/replica`, { tls: { psk: { identity: 'primary', key: randomBytes(32) } } }).then(
+  (client) => client,
+  (err) => {
+    console.log(`wrong key refused: ${err.code}`);
+    return undefined;
+  },
+);
+if (intruder !== undefined) {
+  await intruder.close();
   throw new Error('a wrong key was accepted');
-} catch (err) {
-  console.log(`wrong key refused: ${err.code}`);
 }
 
 await disk.close();
