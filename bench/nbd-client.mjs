@@ -11,9 +11,9 @@
 // Our side: NbdClient with multi-conn (nbdkit pattern advertises it), many requests in flight,
 // readInto() into reusable buffers. Its shape, 2 connections with 32 reads of 1 MiB in flight (16
 // per connection), is the one that cost the two processes together the least CPU per GiB in a
-// sweep (0.60 CPU-s against 0.66 for 4 × 16, the earlier default): nbdkit serves each connection
-// with 16 threads, so 16 requests keep them busy, and fewer connections mean fewer threads
-// contending for the machine's two cores. The server, not the client, is the CPU-short side.
+// sweep (0.60 CPU-s against 0.66 with 4 connections, see docs/nbd-client.md). The server, not the
+// client, is the CPU-short side, and nbdkit runs 16 threads per connection: fewer connections
+// probably mean fewer of its threads contending for the machine's two cores.
 // nbdcopy runs with its defaults (printed from `nbdcopy -v`).
 // Both timings include connecting and disconnecting. nbdcopy's time also includes starting a
 // process (exec, dynamic linking, libnbd set-up), which ours does not pay: it is measured by
@@ -38,6 +38,7 @@ const option = (name, fallback) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? Number(args[i + 1]) : fallback;
 };
+// Single rounds swing from 0.55× to 1.34× with CPU steal; more rounds keep the median steadier.
 const ROUNDS = option('rounds', 21);
 const SIZE = option('size', 1024 ** 3);
 const CONNECTIONS = option('connections', 2);
