@@ -29,6 +29,7 @@ export interface NbdServerOptions {
   /**
    * Bytes of replies one connection may have queued in the socket before the server stops reading
    * new requests from it (default 64 MiB): a client that does not read its replies stalls itself.
+   * The socket's own buffer (16 KiB) is the floor: below it the server does not stop reading.
    */
   readonly maxQueuedReplyBytes?: number;
   /** Time a client has to finish option haggling, in milliseconds (default 30 s). */

@@ -157,6 +157,12 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
       listener.once('error', onError);
       const done = (): void => {
         listener.off('error', onError);
+        // close() began while this listener was binding: it did not see it, so it must not stay.
+        if (this.#closing !== undefined) {
+          listener.close();
+          reject(new BlockError('ESHUTDOWN', 'NbdServer closed while listen() was in progress'));
+          return;
+        }
         // A listener error after startup (EMFILE on accept…) must not crash the process.
         listener.on('error', (err) => this.#emitError(new BlockError('EIO', `listener: ${err.message}`, { cause: err }), undefined));
         this.#listeners.push(listener);

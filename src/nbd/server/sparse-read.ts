@@ -38,7 +38,8 @@ export class HoleProbe {
 /**
  * Reads the data pieces of `plan` and returns every chunk of the reply but the final NONE, in
  * order: data chunks in pooled buffers (header and data in one), hole chunks as small buffers. On
- * failure the pooled buffers are given back and the promise rejects.
+ * failure the pooled buffers are given back once every read has settled, and the promise rejects
+ * with the error of the first piece (in reply order) that failed.
  */
 export async function readPieces(
   driver: BlockDriver,
@@ -60,11 +61,13 @@ export async function readPieces(
       reads.push(driver.readInto(piece.offset, buf.subarray(head)));
     }
   }
-  try {
-    await Promise.all(reads);
-  } catch (err) {
+  // Every read must settle before any buffer goes back: a driver may write into its target until
+  // its own promise settles, and a buffer back in the pool can already belong to another READ.
+  const settled = await Promise.allSettled(reads);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) {
     for (const b of buffers) pool.give(b);
-    throw err;
+    throw failed.reason;
   }
   return buffers;
 }

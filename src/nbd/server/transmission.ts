@@ -195,6 +195,8 @@ export class Transmission implements ReadOutcome {
     try {
       while (this.#pendingHead < this.#pending.length) {
         const req = this.#pending[this.#pendingHead++];
+        this.#received(req);
+        this.#releasePayload(req);
         this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
       }
       this.#pending.length = 0;
@@ -210,6 +212,7 @@ export class Transmission implements ReadOutcome {
     this.#dead = true;
     this.#replies.kill();
     this.#socket.off('drain', this.#onDrain);
+    for (let i = this.#pendingHead; i < this.#pending.length; i++) this.#releasePayload(this.#pending[i]);
     this.#pending.length = 0;
     this.#pendingHead = 0;
   }
@@ -227,7 +230,11 @@ export class Transmission implements ReadOutcome {
     }
     if (this.#stopping !== NONE) {
       // Nothing may follow DISC; after shutdown began, late requests are refused.
-      if (this.#stopping === SHUTDOWN && req.type !== Cmd.DISC) this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
+      this.#releasePayload(req);
+      if (this.#stopping === SHUTDOWN && req.type !== Cmd.DISC) {
+        this.#received(req);
+        this.#refuse(req, 'ESHUTDOWN', 'server is shutting down');
+      }
       return;
     }
     if (req.type === Cmd.DISC) {
@@ -286,7 +293,9 @@ export class Transmission implements ReadOutcome {
       this.#stopping === NONE &&
       this.#paused &&
       this.#replies.backlog < MAX_REPLY_BACKLOG &&
-      this.#socket.writableLength <= this.#options.maxQueuedReplyBytes
+      // Past the budget, wait for 'drain' — but Node emits it only once a write has crossed the
+      // socket's high-water mark, so below that mark there is nothing to wait for.
+      (this.#socket.writableLength <= this.#options.maxQueuedReplyBytes || !this.#socket.writableNeedDrain)
     ) {
       this.#paused = false;
       this.#socket.resume();
@@ -303,11 +312,10 @@ export class Transmission implements ReadOutcome {
   // ---- dispatch -----------------------------------------------------------------------------
 
   #start(req: NbdRequest): void {
-    const stats = this.#stats;
-    stats.requests++;
-    countCommand(stats, req.type);
+    this.#received(req);
     const refusal = checkRequest(req, this.#ctx);
     if (refusal !== undefined) {
+      this.#releasePayload(req);
       this.#refuse(req, refusal.code, refusal.message);
       return;
     }
@@ -347,6 +355,17 @@ export class Transmission implements ReadOutcome {
         this.#blockStatus(req);
         return;
     }
+  }
+
+  /** Counts a request in the export's statistics (every one but DISC, whatever its outcome). */
+  #received(req: NbdRequest): void {
+    this.#stats.requests++;
+    countCommand(this.#stats, req.type);
+  }
+
+  /** A WRITE that will not run: its pooled payload goes back (the pool ignores other buffers). */
+  #releasePayload(req: NbdRequest): void {
+    if (req.type === Cmd.WRITE && req.payload !== undefined) this.#pool.give(req.payload);
   }
 
   /** Runs a request whose success reply carries no data. */

@@ -4,7 +4,8 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { createServer, type AddressInfo } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { BufferPool } from '../../../src/buffers/pool.js';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { FilterDriver } from '../../../src/filter.js';
 import type { BlockLimits } from '../../../src/types.js';
@@ -240,6 +241,55 @@ describe('NBD server lifecycle', () => {
     expect(scope.fixture.server.exports()).toEqual([expect.objectContaining({ name: 'x', clients: 1, size: 65536, readOnly: false })]);
   });
 
+  it('counts requests refused by a shutdown like any other request', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
+    scope.fixture = await startServer({ exports: { '': gate }, maxInFlight: 1, closeTimeoutMs: 100 });
+    const c = await connect();
+    // One write, so the server parses all three at once and queues two (maxInFlight 1).
+    c.socket.cork();
+    const replies = [c.read(0, 4096), c.read(4096, 4096), c.read(8192, 4096)];
+    c.socket.uncork();
+    await gate.whenHeld(1);
+    const closing = scope.fixture.server.close();
+    // closeTimeoutMs later the queued two are refused with ESHUTDOWN; the running one completes.
+    expect((await Promise.all(replies.slice(1))).map((r) => r.error)).toEqual([108, 108]);
+    gate.release();
+    expect((await replies[0]).error).toBe(0);
+    await closing;
+    expect(scope.fixture.server.exportStats('')).toMatchObject({ requests: 3, reads: 3, errors: 2 });
+  });
+
+  it('gives the pooled payload of every refused WRITE back to the pool', async () => {
+    const outstanding = new Set<ArrayBufferLike>();
+    const take = BufferPool.prototype.take;
+    const give = BufferPool.prototype.give;
+    const takeSpy = vi.spyOn(BufferPool.prototype, 'take').mockImplementation(function (this: BufferPool, length: number) {
+      const buf = take.call(this, length);
+      if (length >= 64 * 1024) outstanding.add(buf.buffer);
+      return buf;
+    });
+    const giveSpy = vi.spyOn(BufferPool.prototype, 'give').mockImplementation(function (this: BufferPool, view: Uint8Array) {
+      outstanding.delete(view.buffer);
+      give.call(this, view);
+    });
+    try {
+      scope.fixture = await startServer({
+        exports: { ro: new MemoryDriver({ size: 1 << 20 }), rw: new MemoryDriver({ size: 1 << 20 }) },
+      });
+      scope.fixture.server.removeExport('ro');
+      scope.fixture.server.addExport('ro', new MemoryDriver({ size: 1 << 20 }), { readOnly: true });
+      const payload = new Uint8Array(128 * 1024).fill(1);
+      for (const [name, offset, error] of [['ro', 0, 1], ['rw', 1 << 20, 28]] as const) {
+        const c = await connect(name);
+        for (let i = 0; i < 5; i++) expect((await c.write(offset, payload)).error).toBe(error); // EPERM, ENOSPC
+      }
+      expect(outstanding.size).toBe(0);
+    } finally {
+      takeSpy.mockRestore();
+      giveSpy.mockRestore();
+    }
+  });
+
   it('binds to loopback by default', async () => {
     const server = new NbdServer();
     try {
@@ -254,6 +304,25 @@ describe('NBD server lifecycle', () => {
     } finally {
       await server.destroy();
     }
+  });
+
+  it('close() while listen() is still binding: listen() rejects with ESHUTDOWN and nothing stays bound', async () => {
+    const server = new NbdServer();
+    server.addExport('', new MemoryDriver({ size: 4096 }));
+    // A port that close() has no way to know about yet: find a free one, then race for it.
+    const probe = createServer();
+    const port = await new Promise<number>((resolve) => probe.listen(0, '127.0.0.1', () => resolve((probe.address() as AddressInfo).port)));
+    await new Promise((resolve) => probe.close(resolve));
+    const listening = server.listen({ port });
+    await server.close();
+    await expect(listening).rejects.toMatchObject({ code: 'ESHUTDOWN' });
+    // The port is free again: a fresh listener can bind it.
+    const again = createServer();
+    await new Promise<void>((resolve, reject) => {
+      again.once('error', reject);
+      again.listen(port, '127.0.0.1', () => resolve());
+    });
+    await new Promise((resolve) => again.close(resolve));
   });
 
   it('serves a socket accepted elsewhere (handleSocket), with ordinary reads', async () => {

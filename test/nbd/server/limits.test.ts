@@ -12,13 +12,14 @@ import { GateDriver } from './test-drivers.js';
 
 const scope = serverScope();
 
-async function serve(options: FixtureOptions): Promise<ServerFixture> {
-  scope.fixture = await startServer(options);
-  return scope.fixture;
+async function serve(options: FixtureOptions): Promise<ServerFixture & { socketPath: string | undefined }> {
+  const f = await startServer(options);
+  scope.fixture = f;
+  return f;
 }
 
-async function open(port: number, mode: 'simple' | 'structured' = 'simple'): Promise<RawClient> {
-  const c = await RawClient.connect(port);
+async function open(target: number | string, mode: 'simple' | 'structured' = 'simple'): Promise<RawClient> {
+  const c = await RawClient.connect(target);
   scope.clients.push(c);
   await c.start();
   await c.go('', { structured: mode === 'structured' });
@@ -76,6 +77,22 @@ describe('NBD server limits', () => {
     await closing;
     for (let i = 0; i < 4; i++) expect((await gate.child.read(i * 4096, 1))[0]).toBe(i + 1);
   });
+
+  for (const fastSocketReads of [true, false]) {
+    it(`keeps reading after bursts when maxQueuedReplyBytes is below the socket's own buffer (fastSocketReads ${fastSocketReads})`, async () => {
+      // Node emits 'drain' only after a write crossed the socket's high-water mark (16 KiB): with a
+      // smaller budget the server must not wait for a 'drain' that never comes.
+      const f = await serve({ maxQueuedReplyBytes: 8192, fastSocketReads, unix: true });
+      // A Unix socket: its writes can sit in Node's buffer below the high-water mark.
+      const c = await open(f.socketPath!);
+      for (const burst of [3, 7, 11]) {
+        const replies = await Promise.all(Array.from({ length: burst }, (_, i) => c.read(i * 4096, 4096)));
+        expect(replies.every((r) => r.error === 0)).toBe(true);
+        const next = await Promise.race([c.read(0, 512), sleep(2000).then(() => 'no reply within 2 s' as const)]);
+        expect(next).not.toBe('no reply within 2 s');
+      }
+    });
+  }
 
   it('serves the same data with fastSocketReads off (Node reads each socket itself)', async () => {
     const f = await serve({ fastSocketReads: false });
