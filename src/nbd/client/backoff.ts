@@ -6,7 +6,7 @@
 
 /** Tunables of the reconnection schedule, in milliseconds. */
 export interface BackoffOptions {
-  /** Wait before the second attempt (default 50 ms). The first attempt is immediate. */
+  /** Wait before the second attempt (default 50 ms, at least 1 ms). The first attempt is immediate. */
   readonly initialDelay?: number;
   /** Longest wait between attempts (default 2000 ms). */
   readonly maxDelay?: number;
@@ -22,7 +22,8 @@ export interface Backoff {
 export function resolveBackoff(options: BackoffOptions = {}): Backoff {
   const initialDelay = options.initialDelay ?? 50;
   const maxDelay = options.maxDelay ?? Math.max(2000, initialDelay);
-  if (!Number.isFinite(initialDelay) || initialDelay < 0) throw new RangeError(`initialDelay must be ≥ 0 ms, got ${initialDelay}`);
+  // Below 1 ms the waits never grow (0 · 2^n), and a client would retry in a busy loop.
+  if (!Number.isFinite(initialDelay) || initialDelay < 1) throw new RangeError(`initialDelay must be ≥ 1 ms, got ${initialDelay}`);
   if (!Number.isFinite(maxDelay) || maxDelay < initialDelay) {
     throw new RangeError(`maxDelay must be a finite number ≥ initialDelay, got ${maxDelay}`);
   }

@@ -178,40 +178,40 @@ export class NbdClient extends BlockDriver {
 
   // ---- operations ----------------------------------------------------------------------------
 
-  protected _read(offset: number, target: Uint8Array, _options: IoOptions): Promise<void> {
-    return this.#send(Cmd.READ, 0, offset, target.length, undefined, target) as Promise<void>;
+  protected _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+    return this.#send(Cmd.READ, 0, offset, target.length, undefined, target, options.signal) as Promise<void>;
   }
 
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
-    return this.#send(Cmd.WRITE, options.fua === true ? CmdFlag.FUA : 0, offset, data.length, data, undefined) as Promise<void>;
+    return this.#send(Cmd.WRITE, options.fua === true ? CmdFlag.FUA : 0, offset, data.length, data, undefined, options.signal) as Promise<void>;
   }
 
   /**
    * One FLUSH on one connection. With several connections the server advertised CAN_MULTI_CONN,
    * which obliges it to make a flush on any connection cover the completed writes of all of them.
    */
-  protected override _flush(_options: IoOptions): Promise<void> {
-    return this.#send(Cmd.FLUSH, 0, 0, 0, undefined, undefined) as Promise<void>;
+  protected override _flush(options: IoOptions): Promise<void> {
+    return this.#send(Cmd.FLUSH, 0, 0, 0, undefined, undefined, options.signal) as Promise<void>;
   }
 
   protected override _discard(offset: number, length: number, options: DiscardOptions): Promise<void> {
-    return this.#pieces(Cmd.TRIM, options.fua === true ? CmdFlag.FUA : 0, offset, length, this.#maxEffect);
+    return this.#pieces(Cmd.TRIM, options.fua === true ? CmdFlag.FUA : 0, offset, length, this.#maxEffect, options.signal);
   }
 
   protected override _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
     const flags =
       (options.fua === true ? CmdFlag.FUA : 0) | (options.mayUnmap === true ? 0 : CmdFlag.NO_HOLE) | (options.fastZero === true ? CmdFlag.FAST_ZERO : 0);
-    return this.#pieces(Cmd.WRITE_ZEROES, flags, offset, length, this.#maxEffect);
+    return this.#pieces(Cmd.WRITE_ZEROES, flags, offset, length, this.#maxEffect, options.signal);
   }
 
   /** One request, cut to what the wire carries; the answer may stop short and callers loop. */
-  protected override _blockStatus(offset: number, length: number, _options: IoOptions): Promise<BlockExtent[]> {
-    return this.#send(Cmd.BLOCK_STATUS, 0, offset, Math.min(length, this.#maxEffect), undefined, undefined) as Promise<BlockExtent[]>;
+  protected override _blockStatus(offset: number, length: number, options: IoOptions): Promise<BlockExtent[]> {
+    return this.#send(Cmd.BLOCK_STATUS, 0, offset, Math.min(length, this.#maxEffect), undefined, undefined, options.signal) as Promise<BlockExtent[]>;
   }
 
-  protected override _cache(offset: number, length: number, _options: IoOptions): Promise<void> {
+  protected override _cache(offset: number, length: number, options: IoOptions): Promise<void> {
     // Servers may hold CACHE to the maximum payload, like a read.
-    return this.#pieces(Cmd.CACHE, 0, offset, length, this.#limits.maxTransfer);
+    return this.#pieces(Cmd.CACHE, 0, offset, length, this.#limits.maxTransfer, options.signal);
   }
 
   protected override async _close(): Promise<void> {
@@ -227,18 +227,21 @@ export class NbdClient extends BlockDriver {
     length: number,
     data: Uint8Array | undefined,
     target: Uint8Array | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<BlockExtent[] | undefined> {
     return new Promise((resolve, reject) => {
-      this.#pool.dispatch(new NbdRequest(this.#seq++, command, flags, offset, length, data, target, { resolve, reject }));
+      const req = new NbdRequest(this.#seq++, command, flags, offset, length, data, target, { resolve, reject });
+      req.signal = signal;
+      this.#pool.dispatch(req);
     });
   }
 
-  async #pieces(command: number, flags: number, offset: number, length: number, maxPiece: number): Promise<void> {
+  async #pieces(command: number, flags: number, offset: number, length: number, maxPiece: number, signal: AbortSignal | undefined): Promise<void> {
     if (length <= maxPiece) {
-      await this.#send(command, flags, offset, length, undefined, undefined);
+      await this.#send(command, flags, offset, length, undefined, undefined, signal);
       return;
     }
-    await Promise.all(splitRange(offset, length, maxPiece).map((p) => this.#send(command, flags, p.offset, p.length, undefined, undefined)));
+    await Promise.all(splitRange(offset, length, maxPiece).map((p) => this.#send(command, flags, p.offset, p.length, undefined, undefined, signal)));
   }
 }
 

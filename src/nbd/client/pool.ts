@@ -14,6 +14,7 @@
  * two overlapping writes must, as with any block device, wait for the first before sending the
  * second — then only the second can be in flight, and the order holds.
  */
+import { performance } from 'node:perf_hooks';
 import { BlockError } from '../../errors.js';
 import { backoffDelay } from './backoff.js';
 import { NbdConnection, type ConnectionHost, type ConnectionSettings } from './connection.js';
@@ -67,6 +68,8 @@ export class ConnectionPool implements ConnectionHost {
   #listener: Emit = () => {};
   #held: NbdRequest[] = [];
   #holdTimer: NodeJS.Timeout | undefined;
+  /** Fails held requests past their requestTimeout (only sent ones have a deadline). */
+  #heldSweep: NodeJS.Timeout | undefined;
   /** No usable connection and the hold window is over: fail requests at once. */
   #failFast = false;
   /** A `disconnected` was emitted and not yet followed by `reconnected`. */
@@ -218,15 +221,64 @@ export class ConnectionPool implements ConnectionHost {
 
   #holdOrFail(req: NbdRequest): void {
     if (!this.#closing && this.#options.reconnect && this.#options.reconnectDelay > 0 && !this.#failFast) {
+      if (req.signal?.aborted === true) {
+        req.reject(cancelledWhileHeld(req, req.signal));
+        return;
+      }
       this.#startHold();
       // Replays keep submission order: a request coming back from a lost connection may be older
       // than requests already waiting.
       let i = this.#held.length;
       while (i > 0 && this.#held[i - 1].seq > req.seq) i--;
       this.#held.splice(i, 0, req);
+      this.#watchHeld(req);
       return;
     }
     req.reject(this.#lostError(req));
+  }
+
+  /**
+   * What may end a hold early. An abort: a held request is on no wire, so it can fail with
+   * ECANCELED at once. Its requestTimeout: a request that was sent keeps its deadline while held,
+   * as it would on a hung connection.
+   */
+  #watchHeld(req: NbdRequest): void {
+    const signal = req.signal;
+    if (signal !== undefined) {
+      const onAbort = (): void => {
+        if (this.#unhold(req)) req.reject(cancelledWhileHeld(req, signal));
+      };
+      req.onAbortWhileHeld = onAbort;
+      signal.addEventListener('abort', onAbort, { once: true });
+    }
+    const timeout = this.#options.requestTimeout;
+    if (timeout > 0 && req.sends > 0 && this.#heldSweep === undefined) {
+      this.#heldSweep = setInterval(() => this.#expireHeld(timeout), Math.max(5, Math.min(1000, timeout / 4)));
+      this.#heldSweep.unref();
+    }
+  }
+
+  #expireHeld(timeout: number): void {
+    const now = performance.now();
+    for (const req of this.#held.filter((r) => r.expired(timeout, now))) {
+      this.#unhold(req);
+      req.reject(req.timedOut(timeout));
+    }
+    if (!this.#held.some((r) => r.sends > 0)) this.#stopHeldSweep();
+  }
+
+  #stopHeldSweep(): void {
+    if (this.#heldSweep !== undefined) clearInterval(this.#heldSweep);
+    this.#heldSweep = undefined;
+  }
+
+  /** Takes `req` out of the hold; false when it was not held. */
+  #unhold(req: NbdRequest): boolean {
+    const i = this.#held.indexOf(req);
+    if (i < 0) return false;
+    this.#held.splice(i, 1);
+    released(req);
+    return true;
   }
 
   #lostError(req: NbdRequest): BlockError {
@@ -237,7 +289,8 @@ export class ConnectionPool implements ConnectionHost {
         : this.#options.reconnectDelay > 0
           ? `not back within reconnectDelay (${this.#options.reconnectDelay} ms)`
           : 'reconnectDelay is 0';
-    return new BlockError('EIO', `NBD connection lost: ${req.op} ${req.offset}+${req.length} failed (${why})`, {
+    // Closing is the caller's doing, not the server's: ESHUTDOWN, as for everything else refused then.
+    return new BlockError(this.#closing ? 'ESHUTDOWN' : 'EIO', `NBD connection lost: ${req.op} ${req.offset}+${req.length} failed (${why})`, {
       details: { op: req.op, offset: req.offset, length: req.length },
     });
   }
@@ -264,7 +317,11 @@ export class ConnectionPool implements ConnectionHost {
   #failHeld(error: (req: NbdRequest) => BlockError): void {
     const held = this.#held;
     this.#held = [];
-    for (const req of held) req.reject(error(req));
+    this.#stopHeldSweep();
+    for (const req of held) {
+      released(req);
+      req.reject(error(req));
+    }
   }
 
   /** A connection is usable again: release what was held, in submission order. */
@@ -273,7 +330,15 @@ export class ConnectionPool implements ConnectionHost {
     this.#failFast = false;
     const held = this.#held;
     this.#held = [];
-    for (const req of held) this.dispatch(req);
+    this.#stopHeldSweep();
+    const timeout = this.#options.requestTimeout;
+    const now = performance.now();
+    for (const req of held) {
+      released(req);
+      // Sent again past its deadline, it would only time out there and take that connection down.
+      if (timeout > 0 && req.expired(timeout, now)) req.reject(req.timedOut(timeout));
+      else this.dispatch(req);
+    }
   }
 
   // ---- reconnecting --------------------------------------------------------------------------
@@ -360,4 +425,18 @@ function differs(a: NegotiatedExport, b: NegotiatedExport): string | undefined {
   const sb = b.blockSizes;
   if ((sa?.minimum ?? 1) !== (sb?.minimum ?? 1) || (sa?.maximum ?? 0) !== (sb?.maximum ?? 0)) return 'block sizes changed';
   return undefined;
+}
+
+/** A held request leaves the hold: its abort no longer concerns the pool. */
+function released(req: NbdRequest): void {
+  if (req.onAbortWhileHeld === undefined) return;
+  req.signal?.removeEventListener('abort', req.onAbortWhileHeld);
+  req.onAbortWhileHeld = undefined;
+}
+
+function cancelledWhileHeld(req: NbdRequest, signal: AbortSignal): BlockError {
+  return new BlockError('ECANCELED', `nbd: ${req.op} ${req.offset}+${req.length} aborted while waiting for a connection`, {
+    cause: signal.reason,
+    details: { op: req.op, offset: req.offset, length: req.length },
+  });
 }

@@ -60,6 +60,11 @@ export class NbdRequest {
   /** The server answered with ESHUTDOWN: the request was not done and may be retried elsewhere. */
   shutdown = false;
 
+  /** The caller's abort signal; honoured while the request waits for a connection (never on the wire). */
+  signal: AbortSignal | undefined;
+  /** While held: the listener that takes the request out of the hold when `signal` aborts. */
+  onAbortWhileHeld: (() => void) | undefined;
+
   constructor(
     seq: number,
     command: number,

@@ -55,23 +55,28 @@ describe('splitRange', () => {
 describe('backoff', () => {
   it('tries at once, then waits grow monotonically and never exceed the cap', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: 60_000 }), (initial, extra) => {
+      fc.property(fc.double({ min: 1, max: 1000, noNaN: true }), fc.integer({ min: 0, max: 60_000 }), (initial, extra) => {
         const b = resolveBackoff({ initialDelay: initial, maxDelay: initial + extra });
         expect(backoffDelay(1, b)).toBe(0);
         let prev = 0;
-        for (let attempt = 2; attempt < 80; attempt++) {
+        // Far past the point where 2^attempt overflows: a client may retry for days.
+        for (let attempt = 2; attempt < 2000; attempt++) {
           const d = backoffDelay(attempt, b);
-          expect(d).toBeGreaterThanOrEqual(prev);
+          expect(d).toBeGreaterThanOrEqual(Math.max(prev, 1));
           expect(d).toBeLessThanOrEqual(b.maxDelay);
           prev = d;
         }
-        if (initial > 0) expect(prev).toBe(b.maxDelay);
+        expect(prev).toBe(b.maxDelay);
       }),
+      { numRuns: 200 },
     );
   });
 
   it('rejects nonsense settings', () => {
     expect(() => resolveBackoff({ initialDelay: -1 })).toThrow(RangeError);
+    // 0 would retry in a busy loop for as long as the server is down.
+    expect(() => resolveBackoff({ initialDelay: 0 })).toThrow(RangeError);
+    expect(() => resolveBackoff({ initialDelay: 0.5 })).toThrow(RangeError);
     expect(() => resolveBackoff({ initialDelay: 100, maxDelay: 10 })).toThrow(RangeError);
     expect(() => resolveBackoff({ maxDelay: Infinity })).toThrow(RangeError);
   });
