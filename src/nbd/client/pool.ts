@@ -50,6 +50,8 @@ type Emit = <K extends keyof PoolEvents>(event: K, ...args: PoolEvents[K]) => vo
 
 class Slot {
   conn: NbdConnection | undefined;
+  /** The loop reopening this slot, while it is empty. */
+  loop: Promise<void> | undefined;
   get usable(): boolean {
     return this.conn?.usable ?? false;
   }
@@ -75,9 +77,9 @@ export class ConnectionPool implements ConnectionHost {
   /** A `disconnected` was emitted and not yet followed by `reconnected`. */
   #outage = false;
   #closing = false;
-  #reconnectLoop: Promise<void> | undefined;
   readonly #stopReconnect = new AbortController();
-  #wakeLoop: (() => void) | undefined;
+  /** Reconnect loops waiting out a backoff: closing wakes them. */
+  readonly #sleepers = new Set<() => void>();
 
   constructor(settings: ConnectionSettings, options: ResolvedClientOptions) {
     this.#settings = settings;
@@ -150,7 +152,7 @@ export class ConnectionPool implements ConnectionHost {
     if (this.#closing) return;
     this.#closing = true;
     this.#stopReconnect.abort();
-    this.#wakeLoop?.();
+    for (const wake of [...this.#sleepers]) wake();
     this.#clearHold();
     this.#failHeld((req) => new BlockError('ESHUTDOWN', `nbd: ${req.op} abandoned: client closed while disconnected`));
   }
@@ -171,7 +173,7 @@ export class ConnectionPool implements ConnectionHost {
   /** Disconnects every connection politely (after the client drained its requests). */
   async disconnectAll(): Promise<void> {
     this.beginClose();
-    await this.#reconnectLoop;
+    await Promise.all(this.#slots.map((s) => s.loop));
     await Promise.all(this.#slots.map((s) => s.conn?.disconnect()));
   }
 
@@ -343,50 +345,58 @@ export class ConnectionPool implements ConnectionHost {
 
   // ---- reconnecting --------------------------------------------------------------------------
 
+  /**
+   * Every empty slot reconnects on its own schedule: one handshake that stalls (up to
+   * connectTimeout) must not keep the other slots from coming back, nor a slot lost meanwhile from
+   * starting at once.
+   */
   #startReconnect(): void {
-    if (!this.#options.reconnect || this.#closing || this.#reconnectLoop !== undefined) return;
-    this.#reconnectLoop = this.#reconnect()
-      .catch((err: unknown) => {
-        // Not expected (listeners are guarded); report it rather than leave a rejection unhandled.
-        process.emitWarning(`nbd: the reconnect loop failed: ${err instanceof Error ? err.message : String(err)}`, { code: 'BLOCKGRAPH_NBD_RECONNECT' });
-      })
-      .finally(() => (this.#reconnectLoop = undefined));
+    if (!this.#options.reconnect || this.#closing) return;
+    for (const slot of this.#slots) {
+      if (slot.conn !== undefined || slot.loop !== undefined) continue;
+      slot.loop = this.#reconnectSlot(slot)
+        .catch((err: unknown) => {
+          // Not expected (listeners are guarded); report it rather than leave a rejection unhandled.
+          process.emitWarning(`nbd: the reconnect loop failed: ${err instanceof Error ? err.message : String(err)}`, { code: 'BLOCKGRAPH_NBD_RECONNECT' });
+        })
+        .finally(() => {
+          slot.loop = undefined;
+          // Lost again between adoption and the end of this loop: start over.
+          if (slot.conn === undefined) this.#startReconnect();
+        });
+    }
   }
 
-  async #reconnect(): Promise<void> {
+  async #reconnectSlot(slot: Slot): Promise<void> {
     let lastError: BlockError | undefined;
     for (let attempt = 1; !this.#closing; attempt++) {
-      const missing = this.#slots.filter((s) => s.conn === undefined);
-      if (missing.length === 0) {
-        if (this.#outage) {
-          this.#outage = false;
-          this.#emit('reconnected', { attempt: attempt - 1 });
-        }
-        return;
-      }
       const delayMs = backoffDelay(attempt, this.#options.backoff);
       this.#emit('reconnecting', lastError === undefined ? { attempt, delayMs } : { attempt, delayMs, error: lastError });
       await this.#sleep(delayMs);
       if (this.#closing) return;
-      const results = await Promise.allSettled(missing.map(() => this.#openMatching({ ...this.#settings, signal: this.#stopReconnect.signal })));
-      results.forEach((r, i) => {
-        if (r.status === 'rejected') {
-          lastError = r.reason as BlockError;
-          return;
-        }
-        if (this.#closing) {
-          void r.value.disconnect();
-          return;
-        }
-        if (!r.value.usable) {
-          // It opened, then dropped while the others were still opening; its connectionLost found
-          // no slot. Leave the slot empty so the next round reopens it.
-          lastError = new BlockError('EIO', 'nbd: a connection closed right after it was opened', { details: { op: 'connect' } });
-          return;
-        }
-        missing[i].conn = r.value;
-        this.#connectionBack();
-      });
+      let conn: NbdConnection;
+      try {
+        conn = await this.#openMatching({ ...this.#settings, signal: this.#stopReconnect.signal });
+      } catch (err) {
+        lastError = err as BlockError;
+        continue;
+      }
+      if (this.#closing) {
+        void conn.disconnect();
+        return;
+      }
+      if (!conn.usable) {
+        // It opened, then dropped before it was adopted; its connectionLost found no slot.
+        lastError = new BlockError('EIO', 'nbd: a connection closed right after it was opened', { details: { op: 'connect' } });
+        continue;
+      }
+      slot.conn = conn;
+      this.#connectionBack();
+      if (this.#outage && this.#slots.every((s) => s.usable)) {
+        this.#outage = false;
+        this.#emit('reconnected', { attempt });
+      }
+      return;
     }
   }
 
@@ -401,18 +411,22 @@ export class ConnectionPool implements ConnectionHost {
     return conn;
   }
 
+  /** Waits `ms`, or less when closing begins. */
   #sleep(ms: number): Promise<void> {
     if (ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       timer.unref();
+      const sleepers = this.#sleepers;
       function done(): void {
         clearTimeout(timer);
+        sleepers.delete(done);
         resolve();
       }
-      this.#wakeLoop = done;
+      sleepers.add(done);
     });
   }
+
 }
 
 /** How two negotiations of the same export differ, if they do in a way the client relies on. */

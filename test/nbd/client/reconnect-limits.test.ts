@@ -64,6 +64,31 @@ describe('reconnecting with several connections', () => {
   });
 });
 
+describe('reconnecting slots independently', () => {
+  it('a handshake that stalls does not keep the other connection from coming back and serving held requests', async () => {
+    scripted = await startScriptedServer({
+      structured: true,
+      flags: MULTI,
+      // Connections 1 and 2 are the initial pair; of the two reopened together, the second to
+      // arrive holds its GO answer far longer than reconnectDelay.
+      goDelay: (n) => (n === 4 ? 4000 : 0),
+    });
+    client = await NbdClient.connect(scripted.uri, { connections: 2, reconnectDelay: 1500, backoff: { initialDelay: 20, maxDelay: 50 } });
+    const c = client;
+    await c.write(0, patternBytes(4096, 5));
+    scripted.refuse = true;
+    scripted.dropClients();
+    expect(await eventually(() => c.liveConnections === 0, 1000)).toBe(true);
+    const read = outcomeWithin(c.read(0, 4096), 3000);
+    await sleep(30);
+    scripted.refuse = false;
+    const outcome = await read;
+    expect(outcome).toHaveProperty('ok');
+    expectSameBytes((outcome as { ok: Uint8Array }).ok, patternBytes(4096, 5));
+    expect(c.liveConnections).toBe(1);
+  });
+});
+
 describe('replay limits', () => {
   it('a server that breaks the protocol on every request: the request fails with EIO after replayLimit replays', async () => {
     scripted = await startScriptedServer({
