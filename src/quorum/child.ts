@@ -9,6 +9,8 @@ export class QuorumChild {
   /** Requests this quorum issued to the child that the quorum has not yet seen settle. */
   #pending = 0;
   #idle: (() => void)[] | undefined;
+  /** Set by removeChild: requests decided on before the removal (a fallback, a repair) skip it. */
+  removed = false;
 
   constructor(
     /** Stable name, `children.<n>`; never reused while the quorum lives. */

@@ -28,6 +28,7 @@ import { blkverifyMismatch, everyChildFailed, noMajority, readAborted, tooFewSuc
 import { resolveQuorumOptions, type AddChildOptions, type QuorumOptions, type ResolvedQuorumOptions } from './options.js';
 import { RangeLock, type RangeClaim } from './range-lock.js';
 import { firstChild, readOrder, type InOrderPattern } from './read-order.js';
+import { untilJoined } from './join.js';
 import { QuorumReporter } from './reporter.js';
 import { ScratchPool } from './scratch.js';
 import { IMMUTABLE, IMMUTABLE_FUA, copyViews, leaseAll, releaseAll, sameBytes, sharedCopy, type LeasedRead } from './leases.js';
@@ -60,6 +61,8 @@ export class Quorum extends BlockDriver {
   readonly #pool = new BufferPool();
   #members: readonly QuorumChild[];
   #drivers: readonly BlockDriver[];
+  /** Settles when the child being added has joined (see addChild); undefined when none is. */
+  #joining: Promise<void> | undefined;
   #nextName = 0;
   #turn = 0;
   #caps: BlockCapabilities | undefined;
@@ -124,6 +127,12 @@ export class Quorum extends BlockDriver {
   async addChild(driver: BlockDriver, options: AddChildOptions = {}): Promise<string> {
     if (!(driver instanceof BlockDriver)) throw new TypeError('addChild: driver must be a BlockDriver');
     this.#checkNewChild(driver, options);
+    // One join at a time: each holds the writes issued during it.
+    while (this.#joining !== undefined) await this.#joining;
+    this.#checkNewChild(driver, options);
+    let joined!: () => void;
+    const joining = new Promise<void>((resolve) => (joined = resolve));
+    this.#joining = joining;
     const claim = this.#lock.acquire(0, Math.max(this.#size, 1), true);
     try {
       await this.#lock.wait(claim, options.signal, { op: 'addChild', driver: this.name });
@@ -141,6 +150,8 @@ export class Quorum extends BlockDriver {
       return member.name;
     } finally {
       this.#lock.release(claim);
+      this.#joining = undefined;
+      joined();
     }
   }
 
@@ -160,6 +171,7 @@ export class Quorum extends BlockDriver {
       refuse(`${this.#members.length - 1} children would remain, below the threshold ${this.#options.threshold}`);
     }
     this.#setMembers(this.#members.filter((x) => x !== m));
+    m.removed = true;
     this.#reporter.forget(m);
     await m.idle();
     return m.driver;
@@ -206,8 +218,7 @@ export class Quorum extends BlockDriver {
     const claim = this.#lock.acquire(offset, offset + length, true);
     try {
       if (claim.blockers > 0) await this.#lock.wait(claim, options.signal, { op: 'read', offset, length, driver: this.name });
-      const kids = this.#members;
-      const n = kids.length;
+      let kids = this.#members;
       const leased = await leaseAll(kids, offset, length, options);
       if (leased !== undefined) {
         try {
@@ -218,6 +229,9 @@ export class Quorum extends BlockDriver {
         return;
       }
       // Some child cannot lend: read copies. Child 0 reads straight into the caller's buffer: when copies agree, nothing is copied.
+      // A child removed while the leases were asked for belongs to the caller now: read the members.
+      if (kids.some((k) => k.removed)) kids = this.#members;
+      const n = kids.length;
       await this.#withCopies(target, n, async (buffers) => {
         const pending = new Array<Promise<void>>(n);
         for (let i = 0; i < n; i++) pending[i] = issueRead(kids[i], offset, buffers[i], options);
@@ -302,7 +316,9 @@ export class Quorum extends BlockDriver {
   }
 
   /** Writes the winning data back over outvoted copies; failures are reported, never returned. */
-  async #rewrite(losers: readonly QuorumChild[], offset: number, data: Uint8Array): Promise<void> {
+  async #rewrite(outvoted: readonly QuorumChild[], offset: number, data: Uint8Array): Promise<void> {
+    // A child removed during the vote belongs to the caller now: it is not repaired.
+    const losers = outvoted.filter((c) => !c.removed);
     const pending = losers.map((c) => issue(c, 'write', offset, data.length, data, {}));
     const errors = await settleAll(losers, pending);
     errors?.forEach((e, i) => {
@@ -339,14 +355,17 @@ export class Quorum extends BlockDriver {
     const order = readOrder(pattern, kids, first);
     const errors = new Array<BlockError | undefined>(kids.length).fill(undefined);
     let failure = firstError;
+    let failed = order[0];
     for (let k = 0; ; ) {
       // The caller gave up: neither blame this child nor try the next.
       if (options.signal?.aborted === true) throw readAborted(this.name, offset, target.length, options.signal);
-      const failed = order[k];
       const error = toBlockError(failure);
       errors[failed] = error;
-      this.#reporter.reportBad(kids[failed], 'read', offset, target.length, error);
-      if (++k === order.length) break;
+      if (!kids[failed].removed) this.#reporter.reportBad(kids[failed], 'read', offset, target.length, error);
+      // Children removed since this read began belong to the caller now: they are not tried.
+      do k++;
+      while (k < order.length && kids[order[k]].removed);
+      if (k === order.length) break;
       const next = kids[order[k]];
       next.begin();
       try {
@@ -356,10 +375,11 @@ export class Quorum extends BlockDriver {
       } catch (err) {
         next.end();
         failure = err;
+        failed = order[k];
       }
     }
     const ctx: FailureContext = { quorum: this.name, op: 'read', offset, length: target.length, children: kids, errors };
-    throw everyChildFailed(ctx, order[order.length - 1]);
+    throw everyChildFailed(ctx, failed);
   }
 
   // ---- writes and flush ----------------------------------------------------------------------
@@ -385,8 +405,30 @@ export class Quorum extends BlockDriver {
    * ECANCELED before anything is sent. Once sent, it is not cancelled.
    */
   #fanOut(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
+    if (this.#joining !== undefined && op !== 'flush') return this.#fanOutAfterJoin(this.#joining, op, offset, length, data, options);
     const claim = op === 'flush' ? undefined : this.#lock.acquire(offset, offset + length, false);
     if (claim !== undefined && claim.blockers > 0) return this.#fanOutWhenGranted(claim, op, offset, length, data, options);
+    return this.#send(claim, op, offset, length, data, options);
+  }
+
+  /**
+   * A write issued while a child joins waits outside the range lock: inside it, it would queue
+   * behind the join's claim and hold up every voting read that overlaps it — including one that
+   * `sync` itself makes. Writes resume in the order they were issued (promise reactions run FIFO).
+   */
+  async #fanOutAfterJoin(
+    joining: Promise<void>,
+    op: FanOutOp,
+    offset: number,
+    length: number,
+    data: Uint8Array | undefined,
+    options: IoOptions,
+  ): Promise<void> {
+    await untilJoined(joining, options.signal, { op, offset, length, driver: this.name });
+    // Straight into the lock, even if another join has begun: this write goes out after the join
+    // it waited for, and it was issued before the next one was asked for.
+    const claim = this.#lock.acquire(offset, offset + length, false);
+    if (claim.blockers > 0) return this.#fanOutWhenGranted(claim, op, offset, length, data, options);
     return this.#send(claim, op, offset, length, data, options);
   }
 
@@ -501,3 +543,4 @@ function allEqual(buffers: readonly Uint8Array[]): boolean {
   for (let i = 1; i < buffers.length; i++) if (Buffer.compare(first, buffers[i]) !== 0) return false;
   return true;
 }
+

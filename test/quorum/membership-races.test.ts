@@ -1,0 +1,145 @@
+/**
+ * Membership changes racing with requests: a join whose `sync` reads through the quorum while a
+ * write waits for the join, and requests that were decided on before a child was removed (a fifo
+ * fallback, a rewriteCorrupted repair, a re-read after a child declined to lend) — none may reach
+ * the removed child, which belongs to the caller once removeChild resolves.
+ */
+import { describe, expect, it } from 'vitest';
+import { MemoryDriver } from '../../src/drivers/memory.js';
+import { BlockError } from '../../src/errors.js';
+import { FilterDriver } from '../../src/filter.js';
+import { Quorum } from '../../src/quorum/quorum.js';
+import type { IoOptions, ReadLease, WriteOptions } from '../../src/types.js';
+
+const SIZE = 4096;
+
+/** A child whose reads or writes can be held, then let go or failed. */
+class Held extends FilterDriver {
+  readonly ops: string[] = [];
+  hold: { read?: boolean; write?: boolean } = {};
+  failReads = false;
+  declineLeases = false;
+  readonly #waiting: { op: string; go: () => void }[] = [];
+
+  release(op: 'read' | 'write'): void {
+    for (let i = this.#waiting.length - 1; i >= 0; i--) if (this.#waiting[i].op === op) this.#waiting.splice(i, 1)[0].go();
+  }
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+  async #gate(op: 'read' | 'write', offset: number, length: number): Promise<void> {
+    this.ops.push(`${op} ${offset}+${length}`);
+    if (this.hold[op] === true) await new Promise<void>((go) => this.#waiting.push({ op, go }));
+  }
+  protected override async _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+    await this.#gate('read', offset, target.length);
+    if (this.failReads) throw new BlockError('EIO', 'held child: read failed');
+    await super._read(offset, target, options);
+  }
+  protected override async _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
+    await this.#gate('write', offset, data.length);
+    await super._write(offset, data, options);
+  }
+  protected override _leaseRead(offset: number, length: number, options: IoOptions): Promise<ReadLease | undefined> {
+    return this.declineLeases ? Promise.resolve(undefined) : super._leaseRead(offset, length, options);
+  }
+}
+
+const filled = (value: number, length = SIZE): Uint8Array => new Uint8Array(length).fill(value);
+const turns = async (n = 20): Promise<void> => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  let t: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<'timed out'>((r) => (t = setTimeout(() => r('timed out'), ms)))]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+describe('addChild', () => {
+  it('a sync that reads through the quorum (voting) while a write waits for the join completes; the write then reaches every child', async () => {
+    const kids = [new MemoryDriver({ size: SIZE }), new MemoryDriver({ size: SIZE })];
+    const q = new Quorum({ children: kids, threshold: 2 });
+    await q.write(0, filled(1));
+    const fresh = new MemoryDriver({ size: SIZE });
+    let held: Promise<void> | undefined;
+    const added = q.addChild(fresh, {
+      sync: async () => {
+        held = q.write(0, filled(2, 512));
+        await fresh.write(0, await q.read(0, SIZE));
+      },
+    });
+    expect(await within(added, 2000)).toBe('children.2');
+    await held;
+    for (const d of [...kids, fresh]) expect([...(await d.read(0, 513))]).toEqual([...filled(2, 512), 1]);
+  });
+});
+
+describe('removeChild', () => {
+  it('a fifo read falling back after a failure skips a child removed meanwhile', async () => {
+    const a = new Held(new MemoryDriver({ size: SIZE }));
+    const b = new MemoryDriver({ size: SIZE });
+    const c = new MemoryDriver({ size: SIZE });
+    const q = new Quorum({ children: [a, b, c], threshold: 1, readPattern: 'fifo' });
+    await q.write(0, filled(7));
+    const reports: string[] = [];
+    q.on('report-bad', (e) => reports.push(e.child));
+    a.hold.read = true;
+    a.failReads = true;
+    const read = q.read(0, 16);
+    await turns();
+    const removed = await q.removeChild(b);
+    await removed.write(0, filled(99, 16)); // the caller's now
+    a.release('read');
+    expect([...(await read)]).toEqual([...filled(7, 16)]);
+    expect(reports).toEqual(['children.0']);
+  });
+
+  it('a rewriteCorrupted repair decided before the removal does not land on the removed child', async () => {
+    const a = new MemoryDriver({ size: SIZE });
+    const b = new Held(new MemoryDriver({ size: SIZE }));
+    const c = new Held(new MemoryDriver({ size: SIZE }));
+    const q = new Quorum({ children: [a, b, c], threshold: 2, rewriteCorrupted: true });
+    await q.write(0, filled(7));
+    await b.child.write(0, filled(66, 16)); // a corrupt copy
+    b.ops.length = 0;
+    c.hold.read = true;
+    const read = q.read(0, 16);
+    await turns();
+    const removing = q.removeChild(b);
+    c.release('read');
+    const removed = await removing;
+    await read;
+    await turns();
+    expect(b.ops.filter((o) => o.startsWith('write'))).toEqual([]);
+    await removed.write(0, filled(99, 16));
+    await turns();
+    expect((await b.child.read(0, 1))[0]).toBe(99);
+  });
+
+  it('the copy re-read after a child declined to lend does not go to a child removed while leases were asked for', async () => {
+    const a = new MemoryDriver({ size: SIZE });
+    const b = new Held(new MemoryDriver({ size: SIZE }));
+    const c = new Held(new MemoryDriver({ size: SIZE }));
+    c.declineLeases = true;
+    const q = new Quorum({ children: [a, b, c], threshold: 2 });
+    await q.write(0, filled(7));
+    b.ops.length = 0;
+    let lend!: () => void;
+    const leaseAsked = new Promise<void>((r) => (lend = r));
+    const original = b.leaseRead.bind(b);
+    b.leaseRead = async (offset, length, options) => {
+      await leaseAsked;
+      return original(offset, length, options);
+    };
+    const read = q.read(0, 16);
+    await turns();
+    const removing = q.removeChild(b);
+    lend();
+    expect([...(await read)]).toEqual([...filled(7, 16)]);
+    await removing;
+    expect(b.ops).toEqual([]);
+  });
+});
