@@ -368,7 +368,8 @@ export abstract class BlockDriver extends EventEmitter
       });
     }
     if (options?.signal?.aborted) {
-      throw new BlockError('ECANCELED', `${this.name}: ${op} aborted before it started`, {
+      const timedOut = isTimeout(options.signal);
+      throw new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${this.name}: ${op} ${timedOut ? 'timed out' : 'aborted'} before it started`, {
         cause: options.signal.reason,
         details: { op, offset, length, driver: this.name },
       });
@@ -404,7 +405,8 @@ export abstract class BlockDriver extends EventEmitter
 
   #throwIfAborted(op: Op, offset: number, length: number, options: IoOptions): void {
     if (options.signal?.aborted !== true) return;
-    throw new BlockError('ECANCELED', `${this.name}: ${op} aborted`, {
+    const timedOut = isTimeout(options.signal);
+    throw new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${this.name}: ${op} ${timedOut ? 'timed out' : 'aborted'}`, {
       cause: options.signal.reason,
       details: { op, offset, length, driver: this.name },
     });
@@ -431,9 +433,9 @@ export abstract class BlockDriver extends EventEmitter
   /**
    * Runs an accepted request, counted in flight until its promise has settled. The request's own
    * promise settles first and only then does it leave the count: so when close() sees the count
-   * reach zero, every accepted request has settled and the reactions its callers attached are
-   * already queued ahead of close's own continuation — no timer needed (fake timers cannot stall
-   * close).
+   * reach zero, every accepted request has settled — no timer needed (fake timers cannot stall
+   * close). Its callers' reactions may still run after `_close()` has begun (the state is
+   * 'closing' by then); what they hold (leases, adopted buffers) stays valid until they release it.
    */
   #admit<T>(op: Op, offset: number, length: number, run: () => Promise<T>): Promise<T> {
     this.#inFlight++;
@@ -489,7 +491,7 @@ export abstract class BlockDriver extends EventEmitter
   async #doClose(): Promise<void> {
     if (this.#state === 'open') this.#state = 'closing';
     // #admit settles each request before it leaves the count, so once the count is zero every
-    // accepted request has settled and its callers' first reactions run before this continues.
+    // accepted request has settled (its callers' reactions may still be queued).
     if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     try {
       await this._close();
@@ -528,3 +530,8 @@ function wrap(err: unknown, driver: string, op: Op, offset: number, length: numb
 
 export { normalizeExtents } from './extents.js';
 export { describeGraph, type DriverDescription } from './describe.js';
+
+/** A signal from `AbortSignal.timeout()` aborts with a TimeoutError: that is ETIMEDOUT, not ECANCELED. */
+function isTimeout(signal: AbortSignal): boolean {
+  return (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
+}

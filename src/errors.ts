@@ -103,8 +103,14 @@ export class BlockError extends Error {
     return true;
   }
 
+  /**
+   * `instanceof BlockError` holds for a BlockError from any copy of this package (the brand), but
+   * a subclass (e.g. NbdProtocolError) inherits this method and must keep the ordinary prototype
+   * check: not every BlockError is one of it.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    return isBlockError(value);
+    if (this === BlockError) return isBlockError(value);
+    return Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 

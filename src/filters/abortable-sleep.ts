@@ -3,6 +3,9 @@
  */
 import { BlockError, type BlockErrorDetails } from '../errors.js';
 
+/** The longest delay Node's timers take as given (2^31 − 1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /**
  * The error for a request aborted while a filter held it back: ETIMEDOUT when the signal gave up
  * on a deadline (`AbortSignal.timeout()` aborts with a TimeoutError), ECANCELED otherwise.
@@ -24,14 +27,23 @@ export function abortedError(signal: AbortSignal, details: BlockErrorDetails): B
 export function abortableSleep(ms: number, signal: AbortSignal | undefined, details: BlockErrorDetails): Promise<void> {
   if (signal?.aborted) return Promise.reject(abortedError(signal, details));
   return new Promise<void>((resolve, reject) => {
+    let left = ms;
+    let timer: ReturnType<typeof setTimeout>;
     const onAbort = (): void => {
       clearTimeout(timer);
       reject(abortedError(signal as AbortSignal, details));
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
+    // Node fires a timer longer than MAX_TIMER_MS after 1 ms: longer sleeps are taken in pieces.
+    const arm = (): void => {
+      const step = Math.min(left, MAX_TIMER_MS);
+      left -= step;
+      timer = setTimeout(() => {
+        if (left > 0) return arm();
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, step);
+    };
+    arm();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -5,7 +5,7 @@
 import type { BlockDriver } from '../driver.js';
 import { FilterDriver, type FilterOptions } from '../filter.js';
 import type { BlockCapabilities, DiscardOptions, IoOptions, WriteOptions, WriteZeroesOptions } from '../types.js';
-import { abortedError } from './abortable-sleep.js';
+import { MAX_TIMER_MS, abortedError } from './abortable-sleep.js';
 import { wholeRequestCapabilities } from './ops.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -224,10 +224,11 @@ export class Throttle extends FilterDriver {
       if (this.#blocker(w.dir, w.bytes) === 'shared') break;
     }
     if (wait === Infinity) return;
+    // Past MAX_TIMER_MS Node would fire at once; waking early is harmless (the pump plans again).
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#pump();
-    }, Math.max(1, wait));
+    }, Math.min(MAX_TIMER_MS, Math.max(1, wait)));
   }
 
   #clearTimer(): void {

@@ -171,6 +171,24 @@ describe('BlockDriver cancellation and limits of memory', () => {
     await d.close();
   });
 
+  it('a timeout signal (AbortSignal.timeout) is ETIMEDOUT whether it fired before the request or between pieces', async () => {
+    const fired = AbortSignal.timeout(1);
+    await new Promise((r) => setTimeout(r, 20));
+    const d = new ToyDriver({ size: SIZE });
+    expect(await d.read(0, 16, { signal: fired }).catch((e: unknown) => e)).toMatchObject({ code: 'ETIMEDOUT', cause: fired.reason });
+    const controller = new AbortController();
+    class TimesOutAfterOne extends ToyDriver {
+      protected override _read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
+        controller.abort(new DOMException('deadline passed', 'TimeoutError'));
+        return super._read(offset, target, options);
+      }
+    }
+    const split = new TimesOutAfterOne({ size: SIZE });
+    expect(await codeOf(split.read(0, TOY_MAX_BLOCK, { signal: controller.signal }))).toBe('ETIMEDOUT');
+    await d.close();
+    await split.close();
+  });
+
   it('stops an emulated writeZeroes between pieces once its signal aborts', async () => {
     const controller = new AbortController();
     class AbortsOnWrite extends ToyDriver {

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { createConnection } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { NbdProtocolError } from '../../src/nbd/protocol/errors.js';
 import {
   BLOCK_ERROR_CODES,
   BlockError,
@@ -92,6 +93,19 @@ describe('isBlockError', () => {
       expect(value instanceof BlockError).toBe(false);
     }
     expect(isBlockError(new BlockError('EIO', 'x'))).toBe(true);
+  });
+});
+
+describe('instanceof on subclasses of BlockError', () => {
+  it('a plain BlockError is not an instance of a subclass; a subclass instance is an instance of both', () => {
+    class SpecialError extends BlockError {}
+    const plain = new BlockError('ENOSPC', 'full');
+    const special = new SpecialError('EIO', 'special');
+    expect(plain instanceof SpecialError).toBe(false);
+    expect(special instanceof SpecialError).toBe(true);
+    expect(special instanceof BlockError).toBe(true);
+    expect(new NbdProtocolError('bad-magic', 'x') instanceof BlockError).toBe(true);
+    expect(plain instanceof NbdProtocolError).toBe(false);
   });
 });
 

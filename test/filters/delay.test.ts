@@ -146,3 +146,20 @@ describe('Delay', () => {
     await d.close();
   });
 });
+
+describe('Delay longer than Node timers take (real timers)', () => {
+  it('a delay of about 35 days is not cut to 1 ms', async () => {
+    const d = new Delay(new MemoryDriver({ size: 4096 }), { delays: { read: 3e9 } });
+    const controller = new AbortController();
+    let settled = false;
+    const read = d.read(0, 16, { signal: controller.signal }).then(
+      () => ((settled = true), 'read'),
+      (e: { code: string }) => ((settled = true), e.code),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false);
+    controller.abort();
+    expect(await read).toBe('ECANCELED');
+    await d.close();
+  });
+});

@@ -260,3 +260,24 @@ describe('Throttle', () => {
     expect(t.throttleLimits).toEqual({ readBps: 10, burstSeconds: 1 });
   });
 });
+
+describe('Throttle waits longer than Node timers take (real timers)', () => {
+  it('a request owed about 48 days does not spin: no timer is re-armed every millisecond', async () => {
+    const t = new Throttle(new MemoryDriver({ size: 8 << 20 }), { readBps: 1 });
+    await t.read(0, 4 << 20); // a full bucket lets it through; it leaves about 4 Mi tokens of debt
+    const realSetTimeout = globalThis.setTimeout;
+    const armed = vi.spyOn(globalThis, 'setTimeout'); // counts, and calls through
+    try {
+      const controller = new AbortController();
+      const waiting = t.read(0, 1, { signal: controller.signal }).catch((e: { code: string }) => e.code);
+      await new Promise((r) => realSetTimeout(r, 100));
+      // Node fires a timer over 2^31 − 1 ms after 1 ms: unclamped, ~100 timers in 100 ms.
+      expect(armed.mock.calls.length).toBeLessThanOrEqual(2);
+      controller.abort();
+      expect(await waiting).toBe('ECANCELED');
+    } finally {
+      armed.mockRestore();
+      await t.close();
+    }
+  });
+});
