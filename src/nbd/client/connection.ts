@@ -124,6 +124,11 @@ export class NbdConnection implements Dispatchable {
   async #startTls(tls: NbdClientTlsOptions): Promise<void> {
     const raw = this.#socket;
     raw.removeListener('data', this.#onChunk);
+    // Bytes after the ACK came in plain text: nothing may be believed that did not come over TLS
+    // (someone in the middle could append forged option replies to the ACK).
+    if (this.#handshake.buffered > 0) {
+      throw new BlockError('EIO', `nbd: ${this.#handshake.buffered} unencrypted bytes followed the STARTTLS acknowledgement`, { details: { op: 'connect' } });
+    }
     let secure;
     try {
       secure = await startClientTls(tlsConnectOptions(tls, this.#settings.address, raw));
@@ -322,6 +327,12 @@ export class NbdConnection implements Dispatchable {
 
   #socketEnded(err: Error | undefined): void {
     if (this.#phase === 'handshake') {
+      // Under TLS 1.3 the server checks the client's certificate after the client's side of the
+      // handshake is done: its refusal arrives here, as a TLS alert, during option haggling.
+      if (isTlsAlert(err)) {
+        this.#handshake.fail(new BlockError('EPERM', `nbd: TLS refused by the server: ${err?.message ?? ''}`, { cause: err, details: { op: 'connect' } }));
+        return;
+      }
       const how = err === undefined ? 'closed' : `failed: ${err.message}`;
       this.#handshake.fail(new BlockError('EIO', `nbd: connection ${how} during negotiation`, { cause: err, details: { op: 'connect' } }));
       return;
@@ -456,4 +467,10 @@ export class NbdConnection implements Dispatchable {
 
 function fault(message: string): NbdProtocolError {
   return new NbdProtocolError('invalid-message', message);
+}
+
+/** An error that OpenSSL raised for the TLS session (an alert from the peer, a failed check). */
+function isTlsAlert(err: Error | undefined): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_SSL_');
 }

@@ -44,6 +44,11 @@ export class HandshakeReader {
     }
   }
 
+  /** Bytes received and not yet returned as a message. */
+  get buffered(): number {
+    return this.#parser.buffered;
+  }
+
   /** See {@link OptionReplyParser.expectExportNameReply}. */
   expectExportNameReply(noZeroes: boolean): void {
     this.#parser.expectExportNameReply(noZeroes);

@@ -81,7 +81,8 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
   } else if (!fixed) return exportNameFallback(ch, exportName, noZeroes, 'simple', undefined);
 
   let replyMode: ReplyMode = 'simple';
-  if (want.extendedHeaders) {
+  // Extended headers imply structured replies: a caller who turned those off gets neither (as libnbd).
+  if (want.extendedHeaders && want.structuredReplies) {
     ch.send(encodeOption(Opt.EXTENDED_HEADERS));
     const r = await replyTo(ch, Opt.EXTENDED_HEADERS);
     if (r.kind === 'ack') replyMode = 'extended';
@@ -139,6 +140,9 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
     }
     if (r.kind === 'ack') break;
     if (r.kind === 'error' && r.error === Rep.ERR_UNSUP) {
+      // The spec forbids EXPORT_NAME once extended headers are agreed (a server that offers them
+      // knows GO): this server contradicts itself.
+      if (replyMode === 'extended') throw violation('NBD_OPT_GO unsupported by a server that agreed to extended headers');
       // A fixed-newstyle server older than GO: options agreed so far still hold.
       return exportNameFallback(ch, exportName, noZeroes, replyMode, metaContextId);
     }
@@ -230,8 +234,8 @@ function checkBlockSizes(b: NbdBlockSizes | undefined, size: number): NbdBlockSi
   if (maximum < preferred || (maximum !== 0xffffffff && maximum % minimum !== 0)) {
     throw violation(`maximum block size ${maximum} is below the preferred size or not a multiple of the minimum`);
   }
-  // The tail of an export that is not a multiple of the minimum could never be addressed (qemu too
-  // refuses such an export).
+  // The tail of an export that is not a multiple of the minimum could never be addressed: every
+  // request is aligned to the minimum. (qemu 7.2 opens such an export and reads the partial tail.)
   if (size % minimum !== 0) throw violation(`export size ${size} is not a multiple of the minimum block size ${minimum}`);
   return b;
 }

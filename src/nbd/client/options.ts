@@ -7,7 +7,7 @@ import { checkClientTlsOptions, type NbdClientTlsOptions } from './tls.js';
 
 /** What the client asks for during negotiation; each can be turned off to talk to picky servers. */
 export interface NbdNegotiationOptions {
-  /** Ask for NBD_OPT_EXTENDED_HEADERS (64-bit lengths); default true. */
+  /** Ask for NBD_OPT_EXTENDED_HEADERS (64-bit lengths; only with structured replies); default true. */
   readonly extendedHeaders?: boolean;
   /** Ask for NBD_OPT_STRUCTURED_REPLY (sparse reads, error messages); default true. */
   readonly structuredReplies?: boolean;

@@ -98,8 +98,10 @@ export function allocBytes(n: number): Buffer {
   return n < 4096 ? Buffer.allocUnsafe(n) : Buffer.allocUnsafeSlow(n);
 }
 
-const strictDecoder = new TextDecoder('utf-8', { fatal: true });
-const lenientDecoder = new TextDecoder('utf-8');
+// ignoreBOM: a leading U+FEFF is part of a name (the decoder would drop it by default, and an
+// export named with one could never be reached, or another export would answer for it).
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const lenientDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /**
  * Encodes a protocol string: UTF-8, at most 4096 bytes, no NUL. A string that breaks a rule is a

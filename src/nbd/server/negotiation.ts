@@ -105,14 +105,15 @@ export class Negotiator {
     const { tls } = this.#config;
     if (this.#config.isClosing()) {
       if (option.kind === 'abort') return this.#abort(option.code);
-      if (option.kind === 'exportName') return { kind: 'disconnect', reason: 'server is shutting down' };
+      // EXPORT_NAME has no error reply (also when it was malformed: parsed as invalid or too big).
+      if (option.code === Opt.EXPORT_NAME) return { kind: 'disconnect', reason: 'server is shutting down' };
       return this.#error(option.code, Rep.ERR_SHUTDOWN, 'server is shutting down');
     }
     if (tls?.required === true && !this.#tlsActive) {
       // FORCEDTLS: only STARTTLS and ABORT are answered; EXPORT_NAME cannot be refused politely.
       if (option.kind === 'startTls') return this.#startTls(option.code);
       if (option.kind === 'abort') return this.#abort(option.code);
-      if (option.kind === 'exportName') return { kind: 'disconnect', reason: 'EXPORT_NAME before STARTTLS on a TLS-only server' };
+      if (option.code === Opt.EXPORT_NAME) return { kind: 'disconnect', reason: 'EXPORT_NAME before STARTTLS on a TLS-only server' };
       return this.#error(option.code, Rep.ERR_TLS_REQD, 'TLS is required; send NBD_OPT_STARTTLS first');
     }
     switch (option.kind) {

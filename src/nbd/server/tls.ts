@@ -27,7 +27,7 @@ export interface NbdServerTlsOptions {
   readonly cert?: string | Uint8Array;
   /** CA certificates used to verify client certificates (PEM). */
   readonly ca?: string | Uint8Array | readonly (string | Uint8Array)[];
-  /** Require a client certificate signed by `ca` (qemu's `verify-peer=on`). Default false. */
+  /** Require a client certificate signed by `ca` (qemu's `verify-peer=on`; `ca` is then required). Default false. */
   readonly verifyClient?: boolean;
   /** Pre-shared keys by identity; see {@link parseNbdPskFile}. */
   readonly psk?: NbdPskKeys;
@@ -49,7 +49,8 @@ export function parseNbdPskFile(text: string): Map<string, Uint8Array> {
     if (colon <= 0 || hex.length === 0 || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex)) {
       throw new BlockError('EINVAL', `bad PSK line (want identity:hexkey): ${JSON.stringify(line.slice(0, 40))}`);
     }
-    keys.set(identity, Buffer.from(hex, 'hex'));
+    // A repeated identity: the first line counts, as in GnuTLS (qemu, nbdkit) reading the same file.
+    if (!keys.has(identity)) keys.set(identity, Buffer.from(hex, 'hex'));
   }
   return keys;
 }
@@ -68,6 +69,11 @@ export function checkTlsOptions(options: NbdServerTlsOptions): void {
   }
   if ((options.key === undefined) !== (options.cert === undefined)) {
     throw new BlockError('EINVAL', 'tls key and cert must be given together');
+  }
+  // Without a CA Node would verify client certificates against its default store (the public
+  // CAs): any publicly issued client certificate would get in. qemu requires a CA for this too.
+  if (options.verifyClient === true && options.ca === undefined && options.serverOptions?.ca === undefined) {
+    throw new BlockError('EINVAL', 'tls verifyClient needs the CA that signs client certificates (ca)');
   }
 }
 

@@ -48,6 +48,19 @@ describe('negotiation fallbacks (scripted server)', () => {
     });
   });
 
+  it('refuses a server that agreed to extended headers and then does not know GO (no EXPORT_NAME fallback then)', async () => {
+    const server = await startScriptedServer({ go: false, extended: true, structured: true });
+    try {
+      await expect(NbdClient.connect(server.uri, { reconnect: false })).rejects.toMatchObject({
+        code: 'EIO',
+        message: expect.stringMatching(/GO unsupported by a server that agreed to extended headers/),
+      });
+      expect(server.requests).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('negotiates extended headers when offered, and simple replies when nothing is', async () => {
     await withScripted({ extended: true, structured: true, metaContext: true }, async (c) => {
       expect(c.info).toMatchObject({ usedGo: true, replyMode: 'extended', blockStatus: true });
@@ -70,6 +83,8 @@ describe('negotiation fallbacks (scripted server)', () => {
       extendedHeaders: false,
       structuredReplies: false,
     });
+    // Extended headers carry structured replies with them: turning structured replies off alone is enough.
+    await withScripted({ extended: true, structured: true }, async (c) => expect(c.info.replyMode).toBe('simple'), { structuredReplies: false });
   });
 
   it('maps transmission flags to capabilities, bit by bit', async () => {

@@ -32,6 +32,7 @@ import {
   writeSimpleReply,
   writeU64,
 } from '../../../src/nbd/protocol/index.js';
+import { decodeLenientString, decodeStrictString } from '../../../src/nbd/protocol/bytes.js';
 import { cookieArb, halves, wire } from './wire.js';
 
 const REP = 0x3e889045565a9n;
@@ -148,6 +149,13 @@ describe('transmission serializers', () => {
 });
 
 describe('byte helpers', () => {
+  it('names keep a leading byte-order mark (U+FEFF): it is part of the name, not an encoding hint', () => {
+    const name = '\uFEFFbom';
+    const bytes = Buffer.from(name, 'utf8');
+    expect(decodeStrictString(bytes)).toBe(name);
+    expect(decodeLenientString(bytes)).toBe(name);
+  });
+
   it('cookies survive the split into halves and back', () => {
     fc.assert(
       fc.property(cookieArb, (c) => {

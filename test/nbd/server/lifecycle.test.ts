@@ -361,6 +361,8 @@ describe('NBD server lifecycle', () => {
     expect(() => new NbdServer({ maxPayload: 100 })).toThrow(RangeError);
     expect(() => new NbdServer({ closeTimeoutMs: -1 })).toThrow(RangeError);
     expect(() => new NbdServer({ tls: {} })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    // Verifying client certificates against no CA would mean Node's public store: refused.
+    expect(() => new NbdServer({ tls: { key: 'k', cert: 'c', verifyClient: true } })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/verifyClient needs the CA/) }));
     await server.close();
     await expect(server.listen({ port: 0 })).rejects.toMatchObject({ code: 'ESHUTDOWN' });
   });

@@ -260,6 +260,8 @@ describe('PSK files', () => {
       ]),
     );
     for (const bad of ['alice', ':00', 'alice:0', 'alice:zz', 'alice:']) expect(() => parseNbdPskFile(bad)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    // A repeated identity: the first line wins, as GnuTLS (qemu, nbdkit) reads the same file.
+    expect(parseNbdPskFile('alice:00\nalice:11\n').get('alice')).toEqual(Buffer.from([0x00]));
   });
 });
 
