@@ -229,11 +229,19 @@ export class RequestParser {
       errorMessage: undefined,
     };
     if (!hasPayload) {
-      if (type === Cmd.WRITE) {
-        req.error = 'EINVAL';
-        req.errorMessage = 'extended WRITE without NBD_CMD_FLAG_PAYLOAD_LEN';
+      if (type !== Cmd.WRITE || length === 0) {
+        if (type === Cmd.WRITE) this.#refuseUnflaggedWrite(req);
+        this.#onRequest(req);
+        return;
       }
-      this.#onRequest(req);
+      // A WRITE's data follows whatever its flags say: skip it, or it would be parsed as requests.
+      if (length > this.#maxDiscard) {
+        throw new NbdProtocolError('too-large', `extended WRITE of ${length} bytes without NBD_CMD_FLAG_PAYLOAD_LEN exceeds the ${this.#maxDiscard}-byte limit`);
+      }
+      this.#refuseUnflaggedWrite(req);
+      this.#current = req;
+      this.#state = DISCARD;
+      this.#left = length;
       return;
     }
     if (length <= this.#maxPayload) {
@@ -255,6 +263,11 @@ export class RequestParser {
     this.#current = req;
     this.#state = DISCARD;
     this.#left = length;
+  }
+
+  #refuseUnflaggedWrite(req: Mutable<NbdRequest>): void {
+    req.error = 'EINVAL';
+    req.errorMessage = 'extended WRITE without NBD_CMD_FLAG_PAYLOAD_LEN';
   }
 
   #finish(req: NbdRequest): void {

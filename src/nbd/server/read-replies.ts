@@ -97,7 +97,7 @@ export class ReadReplies {
 
   /** A reply of data and hole chunks, sent once every data piece is read. */
   #planned(req: NbdRequest, extents: BlockExtent[]): void {
-    const plan = planSparseRead(extents, req.offset, req.length, MIN_HOLE);
+    const plan = planSparseRead(extents, req.offset, req.length, MIN_HOLE, this.#driver.limits.minBlockSize);
     this.#holes.found(plan !== undefined);
     if (plan === undefined) return this.#whole(req);
     readPieces(this.#driver, this.#pool, this.#extended, req, plan)

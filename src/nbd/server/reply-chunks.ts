@@ -58,14 +58,23 @@ export interface ReadPiece {
 }
 
 /**
- * Plans a READ reply from the range's extents: zero extents of at least `minHole` bytes become
- * holes, everything else (including what the extents do not cover) is data. Returns undefined when
- * the whole range is data — then a plain single-chunk reply is best.
+ * Plans a READ reply from the range's extents: the part of a zero extent aligned to `align` (the
+ * driver's minimum block size), if at least `minHole` bytes, becomes a hole; everything else
+ * (including what the extents do not cover) is data. Every piece is then aligned too, so the
+ * driver can read each data piece (a driver may report zeros at a finer grain than it can read).
+ * Returns undefined when the whole range is data — then a plain single-chunk reply is best.
  */
-export function planSparseRead(extents: readonly BlockExtent[], offset: number, length: number, minHole: number): ReadPiece[] | undefined {
+export function planSparseRead(
+  extents: readonly BlockExtent[],
+  offset: number,
+  length: number,
+  minHole: number,
+  align = 1,
+): ReadPiece[] | undefined {
   const end = offset + length;
   const pieces: ReadPiece[] = [];
   const push = (hole: boolean, from: number, to: number): void => {
+    if (to <= from) return;
     const last = pieces[pieces.length - 1];
     if (last !== undefined && last.hole === hole) pieces[pieces.length - 1] = { hole, offset: last.offset, length: to - last.offset };
     else pieces.push({ hole, offset: from, length: to - from });
@@ -74,9 +83,17 @@ export function planSparseRead(extents: readonly BlockExtent[], offset: number, 
   for (const e of extents) {
     if (pos >= end || e.offset !== pos) break;
     const stop = Math.min(e.offset + e.length, end);
-    push(e.zero && stop - pos >= minHole, pos, stop);
+    const holeFrom = Math.ceil(pos / align) * align;
+    const holeTo = Math.floor(stop / align) * align;
+    if (e.zero && holeTo - holeFrom >= minHole) {
+      push(false, pos, holeFrom);
+      push(true, holeFrom, holeTo);
+      push(false, holeTo, stop);
+    } else {
+      push(false, pos, stop);
+    }
     pos = stop;
   }
-  if (pos < end) push(false, pos, end);
+  push(false, pos, end);
   return pieces.some((p) => p.hole) ? pieces : undefined;
 }

@@ -20,6 +20,8 @@ interface WireRequest {
   offset: bigint;
   length: bigint;
   payload?: Buffer;
+  /** Bytes that follow the header but are no payload the parser may deliver (an extended WRITE without PAYLOAD_LEN). */
+  skipped?: Buffer;
 }
 
 function build(req: WireRequest, extended: boolean): Buffer {
@@ -27,6 +29,7 @@ function build(req: WireRequest, extended: boolean): Buffer {
   if (extended) w.u64(req.length);
   else w.u32(Number(req.length));
   if (req.payload) w.bytes(req.payload);
+  else if (req.skipped) w.bytes(req.skipped);
   return w.build();
 }
 
@@ -69,7 +72,10 @@ const compactArb: fc.Arbitrary<WireRequest> = fc
   })
   .map((r) => (r.type === 1 ? { ...r, length: BigInt(r.payload.length) } : { ...r, payload: undefined }));
 
-/** Requests framed as an extended-header client would send them (payload iff PAYLOAD_LEN). */
+/**
+ * Requests framed as an extended-header client would send them: a payload iff PAYLOAD_LEN, except
+ * that a WRITE carries its data even without the flag (a noncompliant client): it must be skipped.
+ */
 const extendedArb: fc.Arbitrary<WireRequest> = fc
   .record({
     type: fc.oneof(fc.integer({ min: 0, max: 8 }), fc.integer({ min: 0, max: 0xffff })),
@@ -79,7 +85,13 @@ const extendedArb: fc.Arbitrary<WireRequest> = fc
     length: u64Arb,
     payload: payloadArb,
   })
-  .map((r) => ((r.flags & 0x20) !== 0 ? { ...r, length: BigInt(r.payload.length) } : { ...r, payload: undefined }));
+  .map((r) =>
+    (r.flags & 0x20) !== 0
+      ? { ...r, length: BigInt(r.payload.length) }
+      : r.type === 1
+        ? { ...r, length: BigInt(r.payload.length), payload: undefined, skipped: r.payload }
+        : { ...r, payload: undefined },
+  );
 
 describe('RequestParser', () => {
   it('parses hand-built compact requests: READ, WRITE with payload, FLUSH, DISC', () => {

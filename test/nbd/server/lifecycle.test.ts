@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { BufferPool } from '../../../src/buffers/pool.js';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { FilterDriver } from '../../../src/filter.js';
-import type { BlockLimits } from '../../../src/types.js';
+import type { BlockExtent, BlockLimits } from '../../../src/types.js';
 import { Cmd, encodeInfoOption, encodeRequestHeader, Opt, Rep } from '../../../src/nbd/protocol/index.js';
 import { NBD_SERVER_CHANNELS, NbdServer, type NbdConnectionInfo } from '../../../src/nbd/server/index.js';
 import { sleep } from '../../helpers/peers.js';
@@ -288,6 +288,34 @@ describe('NBD server lifecycle', () => {
       takeSpy.mockRestore();
       giveSpy.mockRestore();
     }
+  });
+
+  it('a sparse READ on a driver that reports zeros at a finer grain than its minimum block size is read in aligned pieces', async () => {
+    /** Minimum block 4096; block status in 512-byte runs (the contract allows any grain). */
+    class FineGrained extends FilterDriver {
+      override get limits(): BlockLimits {
+        return { ...super.limits, minBlockSize: 4096 };
+      }
+      protected override async _blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
+        const data = await this.child.read(offset, length);
+        const out: BlockExtent[] = [];
+        for (let p = 0; p < length; p += 512) {
+          const zero = data.subarray(p, p + 512).every((b) => b === 0);
+          const last = out.at(-1);
+          if (last !== undefined && last.zero === zero) last.length += 512;
+          else out.push({ offset: offset + p, length: 512, zero, allocated: !zero });
+        }
+        return out;
+      }
+    }
+    const mem = new MemoryDriver({ size: 1 << 20 });
+    await mem.write(0, new Uint8Array(512).fill(0xab)); // block 0 holds data in its first 512 bytes only
+    scope.fixture = await startServer({ exports: { '': new FineGrained(mem) } });
+    const c = await connect('', 'structured');
+    const r = await c.read(0, 65536);
+    expect(r.error).toBe(0);
+    expect(r.data.subarray(0, 512).every((b) => b === 0xab)).toBe(true);
+    expect(r.data.subarray(512).every((b) => b === 0)).toBe(true);
   });
 
   it('binds to loopback by default', async () => {
