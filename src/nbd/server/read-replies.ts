@@ -8,6 +8,7 @@ import type { BlockDriver } from '../../driver.js';
 import type { BlockExtent } from '../../types.js';
 import { CmdFlag, Limits, ReplyFlag, encodeNoneChunk, writeOffsetDataHeader, writeSimpleReply, type NbdRequest } from '../protocol/index.js';
 import type { BufferPool } from '../../buffers/pool.js';
+import { readInPieces } from './driver-pieces.js';
 import { planSparseRead } from './reply-chunks.js';
 import type { ReplyWriter } from './reply-writer.js';
 import { HoleProbe, readPieces } from './sparse-read.js';
@@ -76,8 +77,7 @@ export class ReadReplies {
   #whole(req: NbdRequest): void {
     const { offset, length } = req;
     const buf = this.#pool.take(length).subarray(0, length);
-    this.#driver
-      .readInto(offset, buf)
+    readInPieces(this.#driver, offset, buf)
       .then(
         () => {
           const head = Buffer.allocUnsafe(this.#head);

@@ -6,6 +6,7 @@
 import type { BlockDriver } from '../../driver.js';
 import { Limits, encodeHoleChunk, writeOffsetDataHeader, type NbdRequest } from '../protocol/index.js';
 import type { BufferPool } from '../../buffers/pool.js';
+import { readInPieces } from './driver-pieces.js';
 import type { ReadPiece } from './reply-chunks.js';
 
 /**
@@ -58,7 +59,7 @@ export async function readPieces(
       const buf = pool.take(head + piece.length).subarray(0, head + piece.length);
       writeOffsetDataHeader(buf, 0, extended, req, 0, piece.offset, piece.length);
       buffers.push(buf);
-      reads.push(driver.readInto(piece.offset, buf.subarray(head)));
+      reads.push(readInPieces(driver, piece.offset, buf.subarray(head)));
     }
   }
   // Every read must settle before any buffer goes back: a driver may write into its target until

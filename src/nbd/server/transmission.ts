@@ -29,6 +29,7 @@ import {
 } from '../protocol/index.js';
 import { publishRequest, requestChannel } from './diagnostics.js';
 import type { BufferPool } from '../../buffers/pool.js';
+import { writeInPieces } from './driver-pieces.js';
 import { countCommand, type ExportEntry, type NbdExportStats } from './export-registry.js';
 import type { SessionParams } from './negotiation.js';
 import type { ResolvedServerOptions } from './options.js';
@@ -140,7 +141,8 @@ export class Transmission implements ReadOutcome {
       extended: session.extended,
       allocationSelected: session.allocationContext !== undefined,
       minBlockSize: session.sizes.minimum,
-      maxPayload: Math.min(options.maxPayload, session.sizes.maximum),
+      // Not the driver's maximum: longer READs and WRITEs go to it in pieces (driver-pieces.ts).
+      maxPayload: options.maxPayload,
     };
     this.#parser = new RequestParser((req) => this.#onRequest(req), {
       extended: session.extended,
@@ -328,7 +330,7 @@ export class Transmission implements ReadOutcome {
         return;
       case Cmd.WRITE:
         if (length === 0) return this.#replyOk(req);
-        this.#track(req, d.write(offset, req.payload!, fua), length);
+        this.#track(req, writeInPieces(d, offset, req.payload!, fua), length);
         return;
       case Cmd.FLUSH:
         this.#track(req, d.flush(), 0);

@@ -298,7 +298,7 @@ describe('NBD server lifecycle', () => {
       }
       protected override async _blockStatus(offset: number, length: number): Promise<BlockExtent[]> {
         const data = await this.child.read(offset, length);
-        const out: BlockExtent[] = [];
+        const out: { offset: number; length: number; zero: boolean; allocated: boolean }[] = [];
         for (let p = 0; p < length; p += 512) {
           const zero = data.subarray(p, p + 512).every((b) => b === 0);
           const last = out.at(-1);
@@ -316,6 +316,24 @@ describe('NBD server lifecycle', () => {
     expect(r.error).toBe(0);
     expect(r.data.subarray(0, 512).every((b) => b === 0xab)).toBe(true);
     expect(r.data.subarray(512).every((b) => b === 0)).toBe(true);
+  });
+
+  it('takes READs and WRITEs up to the payload limit from a client that asked for no block sizes, even when the driver accepts less at a time', async () => {
+    class SmallMax extends FilterDriver {
+      override get limits(): BlockLimits {
+        return { ...super.limits, maxBlockSize: 65536, maxTransfer: 65536 };
+      }
+    }
+    scope.fixture = await startServer({ exports: { '': new SmallMax(new MemoryDriver({ size: 1 << 20 })) } });
+    for (const mode of ['simple', 'structured'] as const) {
+      const c = await connect('', mode); // GO without info requests, as the kernel sends it
+      const data = Buffer.alloc(300 * 1024);
+      for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (mode === 'simple' ? 1 : 2)) & 0xff;
+      expect((await c.write(4096, data)).error).toBe(0);
+      const r = await c.read(4096, data.length);
+      expect(r.error).toBe(0);
+      expect(r.data.equals(data)).toBe(true);
+    }
   });
 
   it('binds to loopback by default', async () => {
