@@ -264,6 +264,8 @@ export class NbdConnection implements Dispatchable {
         simpleReplyLength: (hi, lo) => this.#simpleReplyLength(hi, lo),
         onData: (reply, at, data) => this.#onData(reply, at, data),
         onReply: (reply) => this.#onReply(reply),
+        // A chunk that breaks the rules fails the request it answers (not replayed with the rest).
+        onChunkHeader: (hi, lo) => (this.#blame = hi === 0 ? this.#requests.get(lo) : undefined),
       },
       { mode: negotiated.replyMode, maxPayload: this.#settings.maxPayload },
     );
@@ -419,7 +421,7 @@ export class NbdConnection implements Dispatchable {
       }
     } else {
       const n = this.#negotiated!;
-      const why = req.applyChunk(reply, n.metaContextId, n.size);
+      const why = req.applyChunk(reply, n.metaContextId, n.size, n.blockSizes?.minimum ?? 1);
       if (why !== undefined) throw fault(why);
       if (reply.done) {
         this.#requests.delete(req.cookie);

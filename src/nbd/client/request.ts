@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { BlockError, codeFromNbdError } from '../../errors.js';
 import type { BlockExtent } from '../../types.js';
 import { BaseAllocation, Cmd, Err, nameOf, type ReplyChunk, type ReplyExtent } from '../protocol/index.js';
+import { alignExtents } from './align-extents.js';
 import { ReadCoverage } from './read-coverage.js';
 
 const OP_NAMES: Readonly<Record<number, string>> = {
@@ -137,9 +138,9 @@ export class NbdRequest {
   /**
    * Applies a non-data structured chunk (data chunks are applied as they stream, by the
    * connection). Returns a violation, or undefined. `contextId` is the negotiated
-   * `base:allocation` id.
+   * `base:allocation` id; `minBlockSize` the export's, to which extents are aligned.
    */
-  applyChunk(chunk: ReplyChunk, contextId: number | undefined, exportSize: number): string | undefined {
+  applyChunk(chunk: ReplyChunk, contextId: number | undefined, exportSize: number, minBlockSize = 1): string | undefined {
     // Only extended headers carry the request's offset back; a different one means a confused server.
     if (chunk.requestOffset !== undefined) {
       if (chunk.requestOffset !== this.offset) return `the reply echoes offset ${chunk.requestOffset}, not the request's ${this.offset}`;
@@ -164,7 +165,7 @@ export class NbdRequest {
         if (this.extents !== undefined) return 'two block-status chunks for the same context';
         const extents = toExtents(chunk.extents, this.offset, Math.min(exportSize, this.offset + this.length));
         if (typeof extents === 'string') return extents;
-        this.extents = extents;
+        this.extents = alignExtents(extents, minBlockSize);
         return undefined;
       }
       case 'error': {

@@ -42,6 +42,11 @@ export interface ReplyParserHandler {
   onData(reply: SimpleReply | DataChunk, at: number, data: Buffer): void;
   /** A complete simple reply or chunk (after all its data was passed to `onData`). */
   onReply(reply: NbdReply): void;
+  /**
+   * A structured chunk's header was read, before its length, type and body are checked: if any of
+   * that breaks the protocol, this cookie's request is the one to blame.
+   */
+  onChunkHeader?(cookieHi: number, cookieLo: number): void;
 }
 
 /** Options of a {@link ReplyParser}. */
@@ -220,6 +225,7 @@ export class ReplyParser {
       return;
     }
     let requestOffset: number | undefined;
+    if (magic === Magic.STRUCTURED_REPLY || magic === Magic.EXTENDED_REPLY) this.#handler.onChunkHeader?.(cookieHi, cookieLo);
     if (this.#mode === 'extended') {
       if (magic !== Magic.EXTENDED_REPLY) {
         throw new NbdProtocolError('bad-magic', `reply magic 0x${magic.toString(16)} is not the extended reply magic`);
