@@ -34,7 +34,7 @@ export interface BlockDriverEvents {
 
 /** Options common to every driver. */
 export interface BlockDriverOptions {
-  /** Name used in errors and events. Defaults to the class name in lower case. */
+  /** Name used in errors and events. Each driver has its own default (e.g. 'memory', 'file', 'nbd', 'quorum'). */
   readonly name?: string;
 }
 

@@ -40,7 +40,7 @@ export interface QuorumOptions extends BlockDriverOptions {
    * writes cost one copy into a pooled buffer (reused once no child holds it), and voting reads
    * find shared memory equal without comparing it. Children that ignore the hint would pay one copy more per
    * write, so the default `'auto'` shares only when every child reports
-   * `capabilities.canAdoptWrites` (see docs/quorum.md, "Zero-copy").
+   * `capabilities.canAdoptWrites` (see docs/quorum.md, "Performance").
    */
   readonly shareWrites?: boolean | 'auto';
 }

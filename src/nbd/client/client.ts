@@ -3,8 +3,9 @@
  *
  * The base class validates requests against what negotiation learned — size, capabilities from
  * the transmission flags, limits from the server's block sizes — and cuts reads and writes at the
- * server's maximum payload. The client cuts TRIM, WRITE_ZEROES and CACHE itself when compact
- * headers cannot express their length, pipelines everything, and leaves connection trouble to its
+ * server's maximum payload. The client cuts TRIM and WRITE_ZEROES itself when compact headers
+ * cannot express their length (and CACHE at the maximum payload, like a read), pipelines
+ * everything, and leaves connection trouble to its
  * {@link ConnectionPool}.
  */
 import { BlockDriver, type BlockDriverEvents } from '../../driver.js';

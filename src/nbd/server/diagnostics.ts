@@ -3,8 +3,8 @@
  * subscribes, so the request channel costs one property read per request on the hot path.
  *
  * - `blockgraph:nbd:server:connection` `{ server, connectionId, remoteAddress }` — a client connected.
- * - `blockgraph:nbd:server:negotiated` `{ server, connectionId, export, structuredReplies, extendedHeaders, metaContexts }`
- * - `blockgraph:nbd:server:request` `{ server, connectionId, export, command, offset, length, error }` — a request finished
+ * - `blockgraph:nbd:server:negotiated` `{ server, connectionId, export, structuredReplies, extendedHeaders, tls }`
+ * - `blockgraph:nbd:server:request` `{ connectionId, export, command, offset, length, error }` — a request finished
  *   (`error` is the NBD error value, 0 on success).
  * - `blockgraph:nbd:server:disconnect` `{ server, connectionId, export, reason }`
  * - `blockgraph:nbd:server:error` `{ server, connectionId, error }` — a connection failed (protocol violation, socket error).
