@@ -6,6 +6,7 @@
  * requests — the split nbdkit makes between its server and its plugins, and abstract-level between
  * `op` and `_op`. Offsets and lengths are JavaScript numbers: byte-exact up to 2^53 (8 PiB).
  */
+import { abortCode } from './abort-code.js';
 import { EventEmitter } from 'node:events';
 import { BlockError, isBlockError, toBlockError, type BlockErrorCode } from './errors.js';
 import { normalizeExtents } from './extents.js';
@@ -368,7 +369,7 @@ export abstract class BlockDriver extends EventEmitter
       });
     }
     if (options?.signal?.aborted) {
-      const timedOut = isTimeout(options.signal);
+      const timedOut = abortCode(options.signal) === 'ETIMEDOUT';
       throw new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${this.name}: ${op} ${timedOut ? 'timed out' : 'aborted'} before it started`, {
         cause: options.signal.reason,
         details: { op, offset, length, driver: this.name },
@@ -405,7 +406,7 @@ export abstract class BlockDriver extends EventEmitter
 
   #throwIfAborted(op: Op, offset: number, length: number, options: IoOptions): void {
     if (options.signal?.aborted !== true) return;
-    const timedOut = isTimeout(options.signal);
+    const timedOut = abortCode(options.signal) === 'ETIMEDOUT';
     throw new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${this.name}: ${op} ${timedOut ? 'timed out' : 'aborted'}`, {
       cause: options.signal.reason,
       details: { op, offset, length, driver: this.name },
@@ -531,7 +532,3 @@ function wrap(err: unknown, driver: string, op: Op, offset: number, length: numb
 export { normalizeExtents } from './extents.js';
 export { describeGraph, type DriverDescription } from './describe.js';
 
-/** A signal from `AbortSignal.timeout()` aborts with a TimeoutError: that is ETIMEDOUT, not ECANCELED. */
-function isTimeout(signal: AbortSignal): boolean {
-  return (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
-}

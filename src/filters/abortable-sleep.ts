@@ -1,6 +1,7 @@
 /**
  * A timer that a request's AbortSignal can cut short.
  */
+import { abortCode } from '../abort-code.js';
 import { BlockError, type BlockErrorDetails } from '../errors.js';
 
 /** The longest delay Node's timers take as given (2^31 − 1 ms, about 24.8 days). */
@@ -12,7 +13,7 @@ export const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export function abortedError(signal: AbortSignal, details: BlockErrorDetails): BlockError {
   const { driver, op, offset, length } = details;
-  const timedOut = (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
+  const timedOut = abortCode(signal) === 'ETIMEDOUT';
   const what = timedOut ? 'timed out' : 'aborted';
   return new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${String(driver)}: ${String(op)} ${String(offset)}+${String(length)} ${what} while held back`, {
     cause: signal.reason,

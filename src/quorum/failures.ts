@@ -2,6 +2,7 @@
  * The errors a quorum request fails with. Each names the quorum, says which rule failed, and keeps
  * every child's error (by child name) in `details.children` so nothing is lost.
  */
+import { abortCode } from '../abort-code.js';
 import { BlockError, type BlockErrorCode } from '../errors.js';
 import type { QuorumChild } from './child.js';
 
@@ -77,7 +78,7 @@ export function everyChildFailed(ctx: FailureContext, last: number): BlockError 
  * honouring the signal fails with ECANCELED), the read is the caller's to cancel, and nobody is blamed.
  */
 export function readAborted(quorum: string, offset: number, length: number, signal: AbortSignal): BlockError {
-  return new BlockError('ECANCELED', `${quorum}: read aborted`, {
+  return new BlockError(abortCode(signal), `${quorum}: read aborted`, {
     cause: signal.reason,
     details: { op: 'read', offset, length, driver: quorum },
   });

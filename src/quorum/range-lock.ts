@@ -14,6 +14,7 @@
  *
  * Cost when nothing overlaps: one small record per claim and a scan of the claims in flight.
  */
+import { abortCode } from '../abort-code.js';
 import { BlockError, type BlockErrorDetails } from '../errors.js';
 
 /** One claim on a range; see {@link RangeLock.acquire}. */
@@ -74,7 +75,7 @@ export class RangeLock {
     if (claim.blockers === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const cancelled = (): BlockError =>
-        new BlockError('ECANCELED', `${details.driver ?? 'quorum'}: ${details.op ?? 'request'} aborted while waiting for an overlapping request`, {
+        new BlockError(abortCode(signal), `${details.driver ?? 'quorum'}: ${details.op ?? 'request'} aborted while waiting for an overlapping request`, {
           cause: signal?.reason,
           details,
         });

@@ -59,7 +59,8 @@ export function alignedIoRangeArb(ctx: SuiteContext): fc.Arbitrary<Range> {
     .constantFrom(...units)
     .chain((g) => {
       const slots = Math.floor(ctx.size / g);
-      const maxLen = Math.max(1, Math.min(4, Math.floor(ctx.maxIo / g)));
+      // Up to the longest request: a store may treat runs of whole units differently (a fast path).
+      const maxLen = Math.max(1, Math.floor(ctx.maxIo / g));
       return fc.tuple(fc.constant(g), fc.integer({ min: 0, max: slots - 1 }), fc.integer({ min: 1, max: maxLen }));
     })
     .map(([g, slot, n]) => ({ offset: slot * g, length: Math.min(n, Math.floor(ctx.size / g) - slot) * g }));

@@ -60,7 +60,10 @@ export function blockStatusTests(ctx: SuiteContext): void {
       const extents = await walkExtents(d, 0, 16 * unit, unit, maxIo);
       for (const e of extents) {
         const overlapsData = e.offset < r.offset + r.length && r.offset < e.offset + e.length;
-        if (overlapsData) expect(e.zero, `extent ${e.offset}+${e.length} overlaps written data`).toBe(false);
+        if (overlapsData) {
+          expect(e.zero, `extent ${e.offset}+${e.length} overlaps written data`).toBe(false);
+          expect(e.allocated, `extent ${e.offset}+${e.length} overlaps written data: it is allocated`).toBe(true);
+        }
       }
     });
   }, timeout);

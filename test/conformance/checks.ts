@@ -5,7 +5,7 @@
 import { expect } from 'vitest';
 import type { BlockDriver } from '../../src/driver.js';
 import { isBlockError, type BlockErrorCode } from '../../src/errors.js';
-import type { BlockExtent } from '../../src/types.js';
+import type { BlockExtent, WriteOptions } from '../../src/types.js';
 
 /**
  * Deterministic bytes that are never zero, so a write can be told apart from a hole, and that
@@ -179,4 +179,20 @@ export async function walkExtents(
     pos = reached;
   }
   return all;
+}
+
+/**
+ * Writes `data` and checks the driver left the caller's buffer as it was (the contract forbids
+ * changing it); returns a copy of what was written, for the caller's model.
+ */
+export async function writeChecked(driver: BlockDriver, offset: number, data: Uint8Array, options?: WriteOptions): Promise<Uint8Array> {
+  const expected = data.slice();
+  await driver.write(offset, data, options);
+  expectBytes(data, expected, `the caller's buffer after a write at ${offset}${options?.fua === true ? ' (FUA)' : ''} (a driver must not change it)`, offset);
+  return expected;
+}
+
+/** Flushes when the driver can: a driver must not read a caller's buffer again when it flushes. */
+export async function flushIfAble(driver: BlockDriver): Promise<void> {
+  if (driver.capabilities.canFlush) await driver.flush();
 }

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { BlockDriver } from '../../src/driver.js';
 import { isBlockError } from '../../src/errors.js';
-import { expectBytes, expectCode, expectZeros, pattern, readFilled } from './checks.js';
+import { expectBytes, expectCode, expectZeros, pattern, readFilled, writeChecked } from './checks.js';
 import type { SuiteContext } from './context.js';
 import { everyOp, momentArb, opKinds, reach, settle, type OpKind } from './requests.js';
 
@@ -145,8 +145,7 @@ export function fuaFlushTests(ctx: SuiteContext): void {
 
   it.skipIf(ro)('FUA writes, zeroes and discards succeed, and the data is there after a flush [needs canWrite]', async () => {
     await ctx.withDriver(async (d) => {
-      const data = pattern(8 * unit, 60);
-      await d.write(0, data, { fua: true });
+      const data = await writeChecked(d, 0, pattern(8 * unit, 60), { fua: true });
       expectBytes(await d.read(0, 8 * unit), data, 'after a FUA write');
       await d.writeZeroes(2 * unit, unit, { fua: true });
       await d.discard(6 * unit, 2 * unit, { fua: true });

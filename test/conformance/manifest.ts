@@ -45,6 +45,8 @@ export function manifestTests(ctx: SuiteContext): void {
     await ctx.withDriver(async (d) => {
       const caps = d.capabilities;
       for (const key of CAPABILITY_KEYS) expect(typeof caps[key], `capabilities.${key}`).toBe('boolean');
+      // A hint, so optional; but when there, a boolean (a truthy string would pass for true).
+      expect(['undefined', 'boolean'], 'capabilities.canAdoptWrites').toContain(typeof caps.canAdoptWrites);
       if (caps.canFastZero) expect(caps.canZero, 'fast zeroing is a kind of native zeroing').toBe(true);
       // The suite was gated by the probe's manifest: every driver from the factory must agree.
       expect({ ...caps }).toEqual(ctx.caps);

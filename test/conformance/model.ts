@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import type { BlockDriver } from '../../src/driver.js';
 import { anyRangeArb, ioRangeArb, type Range } from './arbitraries.js';
-import { checkExtents, expectCode, expectZeros, pattern, readAll, unlike } from './checks.js';
+import { checkExtents, expectCode, expectZeros, pattern, readAll, unlike, writeChecked } from './checks.js';
 import type { SuiteContext } from './context.js';
 
 /** The model disk: expected bytes, and which of them a discard made uncertain. */
@@ -37,8 +37,7 @@ class WriteCommand implements Command {
   constructor(readonly r: Range, readonly seed: number, readonly fua: boolean) {}
   check = (): boolean => true;
   async run(m: DiskModel, d: BlockDriver): Promise<void> {
-    const data = pattern(this.r.length, this.seed);
-    await d.write(this.r.offset, data, { fua: this.fua });
+    const data = await writeChecked(d, this.r.offset, pattern(this.r.length, this.seed), { fua: this.fua });
     m.data.set(data, this.r.offset);
     m.unknown.fill(0, this.r.offset, this.r.offset + this.r.length);
   }

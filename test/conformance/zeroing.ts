@@ -129,6 +129,8 @@ export function discardTests(ctx: SuiteContext): void {
     await fc.assert(
       fc.asyncProperty(ioRangeArb(ctx), anyRangeArb(ctx), fc.boolean(), fc.nat(), async (w, z, fua, seed) => {
         await ctx.withDriver(async (d) => {
+          // Written twice: a discard may leave the latest data or zeros, never the earlier data.
+          await d.write(w.offset, pattern(w.length, seed + 1));
           const data = pattern(w.length, seed);
           await d.write(w.offset, data);
           await d.discard(z.offset, z.length, { fua });

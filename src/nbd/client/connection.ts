@@ -11,6 +11,7 @@
  * A connection never retries anything itself. When it ends unexpectedly it hands its unanswered
  * requests, in submission order, to its host (the client), which replays or fails them.
  */
+import { abortCode } from '../../abort-code.js';
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BlockError, toBlockError } from '../../errors.js';
@@ -154,7 +155,7 @@ export class NbdConnection implements Dispatchable {
       connectTimeout > 0
         ? setTimeout(() => c.#abortHandshake(new BlockError('ETIMEDOUT', `nbd: no connection within ${connectTimeout} ms`)), connectTimeout)
         : undefined;
-    const onAbort = (): void => c.#abortHandshake(new BlockError('ECANCELED', 'nbd: connect aborted', { cause: signal?.reason }));
+    const onAbort = (): void => c.#abortHandshake(new BlockError(abortCode(signal), 'nbd: connect aborted', { cause: signal?.reason }));
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (signal?.aborted) onAbort();

@@ -14,6 +14,7 @@
  * two overlapping writes must, as with any block device, wait for the first before sending the
  * second — then only the second can be in flight, and the order holds.
  */
+import { abortCode } from '../../abort-code.js';
 import { performance } from 'node:perf_hooks';
 import { BlockError } from '../../errors.js';
 import { backoffDelay } from './backoff.js';
@@ -449,7 +450,7 @@ function released(req: NbdRequest): void {
 }
 
 function cancelledWhileHeld(req: NbdRequest, signal: AbortSignal): BlockError {
-  return new BlockError('ECANCELED', `nbd: ${req.op} ${req.offset}+${req.length} aborted while waiting for a connection`, {
+  return new BlockError(abortCode(signal), `nbd: ${req.op} ${req.offset}+${req.length} aborted while waiting for a connection`, {
     cause: signal.reason,
     details: { op: req.op, offset: req.offset, length: req.length },
   });
