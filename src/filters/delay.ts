@@ -6,7 +6,7 @@ import type { BlockDriver } from '../driver.js';
 import { BlockError } from '../errors.js';
 import { FilterDriver, type FilterOptions } from '../filter.js';
 import type {
-  BlockCapabilities,
+  BlockCapabilities, BlockLimits,
   BlockExtent,
   DiscardOptions,
   IoOptions,
@@ -14,7 +14,7 @@ import type {
   WriteZeroesOptions,
 } from '../types.js';
 import { abortableSleep } from './abortable-sleep.js';
-import { BLOCK_OPS, wholeRequestCapabilities, type BlockOp } from './ops.js';
+import { BLOCK_OPS, wholeRequestCapabilities, wholeRequestLimits, type BlockOp } from './ops.js';
 
 /** Milliseconds of delay per operation; missing operations are not delayed. */
 export type DelayTable = { readonly [K in BlockOp]?: number };
@@ -39,6 +39,9 @@ export class Delay extends FilterDriver {
 
   override get capabilities(): BlockCapabilities {
     return wholeRequestCapabilities(this.child.capabilities);
+  }
+  override get limits(): BlockLimits {
+    return wholeRequestLimits(this.child.limits);
   }
 
   /** The delays in force. */

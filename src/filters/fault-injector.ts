@@ -7,7 +7,7 @@ import type { BlockDriver, BlockDriverEvents } from '../driver.js';
 import { BlockError, type BlockErrorCode } from '../errors.js';
 import { FilterDriver, type FilterOptions } from '../filter.js';
 import type {
-  BlockCapabilities,
+  BlockCapabilities, BlockLimits,
   BlockExtent,
   DiscardOptions,
   IoOptions,
@@ -15,7 +15,7 @@ import type {
   WriteZeroesOptions,
 } from '../types.js';
 import { checkRule, corruptBytes, ruleMatches, type CheckedRule, type FaultOp, type FaultRule } from './fault-rules.js';
-import { wholeRequestCapabilities } from './ops.js';
+import { wholeRequestCapabilities, wholeRequestLimits } from './ops.js';
 import { seededRandom } from './prng.js';
 
 export type { FaultOp, FaultRule } from './fault-rules.js';
@@ -86,6 +86,9 @@ export class FaultInjector extends FilterDriver {
 
   override get capabilities(): BlockCapabilities {
     return wholeRequestCapabilities(this.child.capabilities);
+  }
+  override get limits(): BlockLimits {
+    return wholeRequestLimits(this.child.limits);
   }
 
   /** Number of faults injected (failures and corruptions) since construction. */

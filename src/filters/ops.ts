@@ -1,7 +1,7 @@
 /**
  * The operations a filter can see, shared by the filters that count, delay or fail them.
  */
-import type { BlockCapabilities } from '../types.js';
+import type { BlockCapabilities, BlockLimits } from '../types.js';
 
 /** One kind of block request, as named by the BlockDriver methods. */
 export type BlockOp = 'read' | 'write' | 'flush' | 'discard' | 'writeZeroes' | 'blockStatus' | 'cache';
@@ -38,3 +38,21 @@ export function wholeRequestCapabilities(child: BlockCapabilities): BlockCapabil
 }
 
 const derived = new WeakMap<BlockCapabilities, BlockCapabilities>();
+
+/**
+ * Limits for a filter that must see each read and write as one request: `maxTransfer` raised to
+ * the child's `maxBlockSize`, so the filter's own base class does not cut a request into pieces
+ * (which a filter would count, delay, throttle or fail one by one — a failure in the second piece
+ * after the first was written). The child's base class cuts it at its own `maxTransfer` instead.
+ */
+export function wholeRequestLimits(child: BlockLimits): BlockLimits {
+  if (child.maxTransfer >= child.maxBlockSize) return child;
+  let limits = derivedLimits.get(child);
+  if (limits === undefined) {
+    limits = Object.freeze({ ...child, maxTransfer: child.maxBlockSize });
+    derivedLimits.set(child, limits);
+  }
+  return limits;
+}
+
+const derivedLimits = new WeakMap<BlockLimits, BlockLimits>();

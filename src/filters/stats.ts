@@ -5,14 +5,14 @@ import type { BlockDriver } from '../driver.js';
 import { isBlockError, type BlockErrorCode } from '../errors.js';
 import { FilterDriver, type FilterOptions } from '../filter.js';
 import type {
-  BlockCapabilities,
+  BlockCapabilities, BlockLimits,
   BlockExtent,
   DiscardOptions,
   IoOptions,
   WriteOptions,
   WriteZeroesOptions,
 } from '../types.js';
-import { BLOCK_OPS, wholeRequestCapabilities, type BlockOp } from './ops.js';
+import { BLOCK_OPS, wholeRequestCapabilities, wholeRequestLimits, type BlockOp } from './ops.js';
 
 /** Figures for one operation. Requests still in flight are not included. */
 export interface OpStats {
@@ -59,6 +59,9 @@ export class Stats extends FilterDriver {
 
   override get capabilities(): BlockCapabilities {
     return wholeRequestCapabilities(this.child.capabilities);
+  }
+  override get limits(): BlockLimits {
+    return wholeRequestLimits(this.child.limits);
   }
 
   /** A frozen copy of the figures since construction or the last `reset()`. */

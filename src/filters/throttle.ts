@@ -4,9 +4,9 @@
  */
 import type { BlockDriver } from '../driver.js';
 import { FilterDriver, type FilterOptions } from '../filter.js';
-import type { BlockCapabilities, DiscardOptions, IoOptions, WriteOptions, WriteZeroesOptions } from '../types.js';
+import type { BlockCapabilities, BlockLimits, DiscardOptions, IoOptions, WriteOptions, WriteZeroesOptions } from '../types.js';
 import { MAX_TIMER_MS, abortedError } from './abortable-sleep.js';
-import { wholeRequestCapabilities } from './ops.js';
+import { wholeRequestCapabilities, wholeRequestLimits } from './ops.js';
 import { TokenBucket } from './token-bucket.js';
 
 /**
@@ -76,6 +76,9 @@ export class Throttle extends FilterDriver {
 
   override get capabilities(): BlockCapabilities {
     return wholeRequestCapabilities(this.child.capabilities);
+  }
+  override get limits(): BlockLimits {
+    return wholeRequestLimits(this.child.limits);
   }
 
   /** The limits in force (only the set ones, plus burstSeconds). */
