@@ -408,7 +408,8 @@ export class MemoryDriver extends BlockDriver {
   #zero(offset: number, length: number, unmap: boolean, op: 'writeZeroes' | 'discard'): Promise<void> {
     const cs = this.#chunkSize;
     const end = offset + length;
-    const dropped = (i: number): boolean => unmap && this.#covers(offset, length, i);
+    // The last chunk counts as covered up to the device end: bytes past it can never be read.
+    const dropped = (i: number): boolean => unmap && offset <= i * cs && end >= Math.min((i + 1) * cs, this.#size);
     const fresh = this.#prepare(offset, length, op, dropped);
     if (fresh instanceof BlockError) return Promise.reject(fresh);
     for (const i of this.#indexes(offset, length, false)) {

@@ -3,9 +3,9 @@
  */
 import { abortCode } from '../abort-code.js';
 import { BlockError, type BlockErrorDetails } from '../errors.js';
+import { MAX_TIMER_MS } from '../timer-limit.js';
 
-/** The longest delay Node's timers take as given (2^31 − 1 ms, about 24.8 days). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+export { MAX_TIMER_MS };
 
 /**
  * The error for a request aborted while a filter held it back: ETIMEDOUT when the signal gave up

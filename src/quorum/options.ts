@@ -2,6 +2,7 @@
  * Quorum options and their validation. Every invalid combination is refused at construction with
  * an EINVAL BlockError that says which rule it breaks; wrong types are TypeErrors.
  */
+import { MAX_TIMER_MS } from '../timer-limit.js';
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
 import { BlockError } from '../errors.js';
 import { READ_PATTERNS, type ReadPattern } from './vote.js';
@@ -117,8 +118,8 @@ export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOpti
   const shareWrites = options.shareWrites ?? 'auto';
   if (shareWrites !== 'auto' && typeof shareWrites !== 'boolean') invalid(`shareWrites ${String(shareWrites)} must be true, false or 'auto'`);
   const reportIntervalMs = options.reportIntervalMs ?? 0;
-  if (!(Number.isFinite(reportIntervalMs) && reportIntervalMs >= 0)) {
-    invalid(`reportIntervalMs ${reportIntervalMs} must be a finite number ≥ 0`);
+  if (!(Number.isFinite(reportIntervalMs) && reportIntervalMs >= 0 && reportIntervalMs <= MAX_TIMER_MS)) {
+    invalid(`reportIntervalMs ${reportIntervalMs} must be a number of ms from 0 to ${MAX_TIMER_MS} (Node's longest timer)`);
   }
   return {
     threshold,

@@ -42,6 +42,20 @@ describe('MemoryDriver at 1 TiB', () => {
     expect(await d.blockStatus(0, TIB)).toEqual([{ offset: 0, length: TIB, zero: true, allocated: false }]);
     await d.close();
   });
+
+  it('frees the partial last chunk of a device whose size is not a multiple of the chunk size', async () => {
+    const size = TIB + 4096;
+    const d = new MemoryDriver({ size });
+    await d.write(size - 4096, new Uint8Array(4096).fill(5));
+    expect(d.allocatedBytes).toBe(CHUNK);
+    await d.discard(size - 4096, 4096);
+    expect(d.allocatedBytes).toBe(0);
+    expect(await d.blockStatus(size - 4096, 4096)).toEqual([{ offset: size - 4096, length: 4096, zero: true, allocated: false }]);
+    await d.write(size - 100, new Uint8Array(100).fill(6));
+    await d.writeZeroes(0, size, { mayUnmap: true });
+    expect(d.allocatedBytes).toBe(0);
+    await d.close();
+  });
 });
 
 describe('MemoryDriver chunk accounting', () => {

@@ -59,6 +59,8 @@ describe('Quorum options', () => {
       [() => new Quorum({ children: [m()], threshold: 1, readPattern: 'random' as ReadPattern }), /not one of/],
       [() => new Quorum({ children: [m()], threshold: 1, readPattern: 'fifo', rewriteCorrupted: true }), /rewriteCorrupted needs/],
       [() => new Quorum({ children: [m()], threshold: 1, reportIntervalMs: -1 }), /reportIntervalMs/],
+      // Node fires a timer longer than 2^31 − 1 ms at once: the rate limit would do nothing.
+      [() => new Quorum({ children: [m()], threshold: 1, reportIntervalMs: 2 ** 31 }), /reportIntervalMs/],
     ];
     for (const [make, message] of cases) expect(make).toThrow(message);
     const d = m();

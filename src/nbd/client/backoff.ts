@@ -3,6 +3,7 @@
  * listening again), then exponentially growing waits up to a cap, so a server that stays down is
  * probed at a bounded rate for as long as the client is open.
  */
+import { MAX_TIMER_MS } from '../../timer-limit.js';
 
 /** Tunables of the reconnection schedule, in milliseconds. */
 export interface BackoffOptions {
@@ -22,10 +23,13 @@ export interface Backoff {
 export function resolveBackoff(options: BackoffOptions = {}): Backoff {
   const initialDelay = options.initialDelay ?? 50;
   const maxDelay = options.maxDelay ?? Math.max(2000, initialDelay);
-  // Below 1 ms the waits never grow (0 · 2^n), and a client would retry in a busy loop.
-  if (!Number.isFinite(initialDelay) || initialDelay < 1) throw new RangeError(`initialDelay must be ≥ 1 ms, got ${initialDelay}`);
-  if (!Number.isFinite(maxDelay) || maxDelay < initialDelay) {
-    throw new RangeError(`maxDelay must be a finite number ≥ initialDelay, got ${maxDelay}`);
+  // Below 1 ms the waits never grow (0 · 2^n), and a client would retry in a busy loop; above
+  // MAX_TIMER_MS Node fires the timer at once, the same busy loop.
+  if (!Number.isFinite(initialDelay) || initialDelay < 1 || initialDelay > MAX_TIMER_MS) {
+    throw new RangeError(`initialDelay must be from 1 to ${MAX_TIMER_MS} ms, got ${initialDelay}`);
+  }
+  if (!Number.isFinite(maxDelay) || maxDelay < initialDelay || maxDelay > MAX_TIMER_MS) {
+    throw new RangeError(`maxDelay must be from initialDelay to ${MAX_TIMER_MS} ms, got ${maxDelay}`);
   }
   return { initialDelay, maxDelay };
 }

@@ -1,6 +1,7 @@
 /**
  * Options of {@link NbdClient} and their validation.
  */
+import { MAX_TIMER_MS } from '../../timer-limit.js';
 import type { BlockDriverOptions } from '../../driver.js';
 import { resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import { checkClientTlsOptions, type NbdClientTlsOptions } from './tls.js';
@@ -85,9 +86,12 @@ export interface ResolvedClientOptions {
   readonly tls: NbdClientTlsOptions | undefined;
 }
 
+/** A time in ms for a timer: Node fires one longer than MAX_TIMER_MS (~24.8 days) at once. */
 function nonNegative(value: number | undefined, fallback: number, what: string): number {
   const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite number ≥ 0, got ${v}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMER_MS) {
+    throw new RangeError(`${what} must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${v}`);
+  }
   return v;
 }
 

@@ -1,6 +1,7 @@
 /**
  * Options and event types of {@link NbdServer}, and their defaults.
  */
+import { MAX_TIMER_MS } from '../../timer-limit.js';
 import type { BlockError } from '../../errors.js';
 import type { NbdServerTlsOptions } from './tls.js';
 
@@ -99,13 +100,19 @@ export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions
     throw new RangeError(`maxQueuedReplyBytes must be a positive integer, got ${maxQueuedReplyBytes}`);
   }
   const negotiationTimeoutMs = options.negotiationTimeoutMs ?? 30_000;
-  if (!(negotiationTimeoutMs > 0)) throw new RangeError(`negotiationTimeoutMs must be positive, got ${negotiationTimeoutMs}`);
+  if (!(negotiationTimeoutMs > 0 && negotiationTimeoutMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`negotiationTimeoutMs must be from 1 to ${MAX_TIMER_MS} ms (Node's longest timer), got ${negotiationTimeoutMs}`);
+  }
   const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
-  if (!(closeTimeoutMs >= 0)) throw new RangeError(`closeTimeoutMs must be zero or positive, got ${closeTimeoutMs}`);
+  if (!(closeTimeoutMs >= 0 && closeTimeoutMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`closeTimeoutMs must be from 0 to ${MAX_TIMER_MS} ms (Node's longest timer), got ${closeTimeoutMs}`);
+  }
   const maxConnections = options.maxConnections ?? 1024;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
   const idleTimeoutMs = options.idleTimeoutMs ?? 0;
-  if (!(idleTimeoutMs >= 0)) throw new RangeError(`idleTimeoutMs must be zero or positive, got ${idleTimeoutMs}`);
+  if (!(idleTimeoutMs >= 0 && idleTimeoutMs <= MAX_TIMER_MS)) {
+    throw new RangeError(`idleTimeoutMs must be from 0 (none) to ${MAX_TIMER_MS} ms (Node's longest timer), got ${idleTimeoutMs}`);
+  }
   return {
     closeTimeoutMs,
     maxConnections,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { backoffDelay, resolveBackoff } from '../../../src/nbd/client/backoff.js';
+import { resolveClientOptions } from '../../../src/nbd/client/options.js';
 import { LeastOutstanding } from '../../../src/nbd/client/dispatch.js';
 import { MAX_COMPACT_LENGTH, largestAlignedPiece, splitRange } from '../../../src/nbd/client/split.js';
 
@@ -79,6 +80,18 @@ describe('backoff', () => {
     expect(() => resolveBackoff({ initialDelay: 0.5 })).toThrow(RangeError);
     expect(() => resolveBackoff({ initialDelay: 100, maxDelay: 10 })).toThrow(RangeError);
     expect(() => resolveBackoff({ maxDelay: Infinity })).toThrow(RangeError);
+    // Node fires a timer longer than 2^31 − 1 ms at once: that would be a busy retry loop.
+    expect(() => resolveBackoff({ initialDelay: 2 ** 31 })).toThrow(RangeError);
+    expect(() => resolveBackoff({ maxDelay: 2 ** 31 })).toThrow(RangeError);
+    expect(resolveBackoff({ maxDelay: 2 ** 31 - 1 }).maxDelay).toBe(2 ** 31 - 1);
+  });
+
+  it('refuses client times Node timers cannot hold (over 2^31 − 1 ms), and takes the longest one they can', () => {
+    for (const key of ['connectTimeout', 'requestTimeout', 'closeTimeout', 'reconnectDelay'] as const) {
+      expect(() => resolveClientOptions({ [key]: 2 ** 31 }), key).toThrow(RangeError);
+      expect(() => resolveClientOptions({ [key]: Infinity }), key).toThrow(RangeError);
+      expect(resolveClientOptions({ [key]: 2 ** 31 - 1 })[key]).toBe(2 ** 31 - 1);
+    }
   });
 });
 

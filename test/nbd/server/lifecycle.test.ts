@@ -406,6 +406,11 @@ describe('NBD server lifecycle', () => {
     server.addExport('even', new Aligned4k(new MemoryDriver({ size: 3 * 4096 })));
     expect(() => new NbdServer({ maxPayload: 100 })).toThrow(RangeError);
     expect(() => new NbdServer({ closeTimeoutMs: -1 })).toThrow(RangeError);
+    // Node fires a timer longer than 2^31 − 1 ms at once, and setTimeout(Infinity) on a socket throws.
+    for (const key of ['closeTimeoutMs', 'negotiationTimeoutMs', 'idleTimeoutMs'] as const) {
+      expect(() => new NbdServer({ [key]: 2 ** 31 }), key).toThrow(RangeError);
+      expect(() => new NbdServer({ [key]: Infinity }), key).toThrow(RangeError);
+    }
     expect(() => new NbdServer({ tls: {} })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     // Verifying client certificates against no CA would mean Node's public store: refused.
     expect(() => new NbdServer({ tls: { key: 'k', cert: 'c', verifyClient: true } })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/verifyClient needs the CA/) }));
