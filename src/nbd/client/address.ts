@@ -92,9 +92,10 @@ export function parseNbdUri(uri: string): NbdAddress {
   const unix = scheme === 'nbd+unix' || scheme === 'nbds+unix';
   if (scheme !== 'nbd' && !unix && !secure) throw invalid(`not an nbd://, nbds://, nbd+unix:// or nbds+unix:// URI: ${JSON.stringify(uri)}`, { uri });
   if (m === null) throw invalid(`malformed URI ${JSON.stringify(uri)}`, { uri });
-  const [, , authority, path, query, fragment] = m;
-  if (fragment !== undefined) throw invalid('a fragment is not allowed in an NBD URI', { uri });
-  if (authority.includes('@')) throw invalid('user information in the URI is not supported', { uri });
+  // A fragment is ignored, as libnbd does. So is user information (libnbd takes it as the TLS
+  // user name; here a PSK identity comes with the key, in the `tls` option).
+  const [, , userAndAuthority, path, query] = m;
+  const authority = userAndAuthority.slice(userAndAuthority.lastIndexOf('@') + 1);
   const params = parseQuery(query ?? '');
   // The first '/' separates authority from export name and is not part of the name.
   const exportName = checkExportName(decode(path.startsWith('/') ? path.slice(1) : path, 'export name'));
@@ -116,17 +117,21 @@ function parseAuthority(authority: string, uri: string): { host: string; port: n
   if (authority.startsWith('[')) {
     const close = authority.indexOf(']');
     if (close < 0) throw invalid('unterminated IPv6 literal', { uri });
-    host = authority.slice(1, close);
+    // A zone id is written %25 in a URI (RFC 6874): fe80::1%25eth0 is fe80::1%eth0.
+    host = authority.slice(1, close).replace(/%25/g, '%');
     rest = authority.slice(close + 1);
     if (!/^[0-9A-Fa-f:.]+(%.+)?$/.test(host)) throw invalid(`bad IPv6 literal [${host}]`, { uri });
   } else {
-    const colon = authority.lastIndexOf(':');
+    const colon = authority.indexOf(':');
+    // An IPv6 address needs brackets: without them its colons cannot be told from the port's.
+    if (colon >= 0 && authority.indexOf(':', colon + 1) >= 0) throw invalid(`an IPv6 address needs brackets: nbd://[${authority}]/`, { uri });
     host = decode(colon < 0 ? authority : authority.slice(0, colon), 'host');
     rest = colon < 0 ? '' : authority.slice(colon);
   }
   if (rest !== '' && !rest.startsWith(':')) throw invalid(`unexpected ${JSON.stringify(rest)} after the host`, { uri });
   const portText = rest.slice(1);
-  if (rest !== '' && !/^[0-9]{1,5}$/.test(portText)) throw invalid(`bad port ${JSON.stringify(portText)}`, { uri });
+  // Leading zeros are allowed (libnbd reads 010809 as 10809); the range is checked below.
+  if (rest !== '' && !/^[0-9]+$/.test(portText)) throw invalid(`bad port ${JSON.stringify(portText)}`, { uri });
   const port = portText === '' ? NBD_DEFAULT_PORT : checkPort(Number(portText));
   return { host: host === '' ? 'localhost' : host, port };
 }
@@ -134,7 +139,8 @@ function parseAuthority(authority: string, uri: string): { host: string; port: n
 function parseQuery(query: string): Map<string, string[]> {
   const params = new Map<string, string[]>();
   if (query === '') return params;
-  for (const pair of query.split('&')) {
+  // `;` separates parameters too, as in libnbd (and old HTML forms).
+  for (const pair of query.split(/[&;]/)) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     const key = decode(eq < 0 ? pair : pair.slice(0, eq), 'query parameter');
@@ -174,7 +180,7 @@ export function formatNbdUri(address: NbdAddress): string {
   if (address.transport === 'unix') {
     return `nbd${s}+unix:///${name}?socket=${encode(address.path)}`;
   }
-  const host = address.host.includes(':') ? `[${address.host}]` : encodeURIComponent(address.host);
+  const host = address.host.includes(':') ? `[${address.host.replace(/%/g, '%25')}]` : encodeURIComponent(address.host);
   const port = address.port === NBD_DEFAULT_PORT ? '' : `:${address.port}`;
   return `nbd${s}://${host}${port}/${name}`;
 }

@@ -69,9 +69,10 @@ describe('NBD URI parsing', () => {
       'nbd://h:0/x',
       'nbd://h:65536/x',
       'nbd://h:12a/x',
-      'nbd://user@h/x',
-      'nbd://h/x#frag',
       'nbd://[::1/x',
+      // IPv6 needs brackets: "::1" would read as host ":" port 1.
+      'nbd://::1/x',
+      'nbd://fe80::1/x',
       'nbd://h/%zz',
       'nbd://h/x?socket=/s',
       'nbd+unix:///x',
@@ -82,6 +83,20 @@ describe('NBD URI parsing', () => {
     ]) {
       expect(() => parseNbdUri(uri), uri).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     }
+  });
+
+  it('reads URIs as libnbd does: user information and fragments ignored, ; between parameters, zone ids %25, leading zeros in ports', () => {
+    expect(parseNbdUri('nbd://user@h/x')).toEqual({ transport: 'tcp', host: 'h', port: NBD_DEFAULT_PORT, exportName: 'x' });
+    expect(parseNbdUri('nbds://alice:pw@127.0.0.1:20809/x')).toEqual({ transport: 'tcp', host: '127.0.0.1', port: 20809, exportName: 'x', tls: true });
+    expect(parseNbdUri('nbd://h/x#frag')).toMatchObject({ exportName: 'x' });
+    expect(parseNbdUri('nbd+unix:///x?socket=/run/a.sock;tls-certificates=/tmp')).toMatchObject({ transport: 'unix', path: '/run/a.sock' });
+    expect(parseNbdUri('nbd+unix:///x?foo=1;socket=/s')).toMatchObject({ path: '/s' });
+    const zoned = parseNbdUri('nbd://[fe80::1%25eth0]:1/x');
+    expect(zoned).toMatchObject({ host: 'fe80::1%eth0', port: 1 });
+    expect(formatNbdUri(zoned)).toBe('nbd://[fe80::1%25eth0]:1/x');
+    expect(parseNbdUri(formatNbdUri(zoned))).toEqual(zoned);
+    expect(parseNbdUri('nbd://127.0.0.1:020809/x')).toMatchObject({ port: 20809 });
+    expect(parseNbdUri('nbd://[::1]:00010809/x')).toMatchObject({ host: '::1', port: 10809 });
   });
 
   it('accepts the object form and rejects ambiguous or incomplete ones', () => {
