@@ -16,7 +16,7 @@ function pieceSize(driver: BlockDriver): number {
  * Settles once every piece has: a piece still writing into its part of a pooled buffer must not
  * outlive the request (the buffer goes back to the pool then). Rejects with the first failure.
  */
-async function allPieces(pieces: Promise<void>[]): Promise<void> {
+export async function allPieces(pieces: Promise<void>[]): Promise<void> {
   const settled = await Promise.allSettled(pieces);
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed !== undefined) throw failed.reason;

@@ -6,7 +6,7 @@
 import type { BlockDriver } from '../../driver.js';
 import { Limits, encodeHoleChunk, writeOffsetDataHeader, type NbdRequest } from '../protocol/index.js';
 import type { BufferPool } from '../../buffers/pool.js';
-import { readInPieces } from './driver-pieces.js';
+import { allPieces, readInPieces } from './driver-pieces.js';
 import type { ReadPiece } from './reply-chunks.js';
 
 /**
@@ -64,11 +64,11 @@ export async function readPieces(
   }
   // Every read must settle before any buffer goes back: a driver may write into its target until
   // its own promise settles, and a buffer back in the pool can already belong to another READ.
-  const settled = await Promise.allSettled(reads);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed !== undefined) {
+  try {
+    await allPieces(reads);
+  } catch (err) {
     for (const b of buffers) pool.give(b);
-    throw failed.reason;
+    throw err;
   }
   return buffers;
 }
