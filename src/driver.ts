@@ -369,8 +369,8 @@ export abstract class BlockDriver extends EventEmitter
       });
     }
     if (options?.signal?.aborted) {
-      const timedOut = abortCode(options.signal) === 'ETIMEDOUT';
-      throw new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${this.name}: ${op} ${timedOut ? 'timed out' : 'aborted'} before it started`, {
+      const code = abortCode(options.signal);
+      throw new BlockError(code, `${this.name}: ${op} ${code === 'ETIMEDOUT' ? 'timed out' : 'aborted'} before it started`, {
         cause: options.signal.reason,
         details: { op, offset, length, driver: this.name },
       });
@@ -406,8 +406,8 @@ export abstract class BlockDriver extends EventEmitter
 
   #throwIfAborted(op: Op, offset: number, length: number, options: IoOptions): void {
     if (options.signal?.aborted !== true) return;
-    const timedOut = abortCode(options.signal) === 'ETIMEDOUT';
-    throw new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${this.name}: ${op} ${timedOut ? 'timed out' : 'aborted'}`, {
+    const code = abortCode(options.signal);
+    throw new BlockError(code, `${this.name}: ${op} ${code === 'ETIMEDOUT' ? 'timed out' : 'aborted'}`, {
       cause: options.signal.reason,
       details: { op, offset, length, driver: this.name },
     });

@@ -13,9 +13,9 @@ export { MAX_TIMER_MS };
  */
 export function abortedError(signal: AbortSignal, details: BlockErrorDetails): BlockError {
   const { driver, op, offset, length } = details;
-  const timedOut = abortCode(signal) === 'ETIMEDOUT';
-  const what = timedOut ? 'timed out' : 'aborted';
-  return new BlockError(timedOut ? 'ETIMEDOUT' : 'ECANCELED', `${String(driver)}: ${String(op)} ${String(offset)}+${String(length)} ${what} while held back`, {
+  const code = abortCode(signal);
+  const what = code === 'ETIMEDOUT' ? 'timed out' : 'aborted';
+  return new BlockError(code, `${String(driver)}: ${String(op)} ${String(offset)}+${String(length)} ${what} while held back`, {
     cause: signal.reason,
     details,
   });

@@ -406,6 +406,11 @@ export class Quorum extends BlockDriver {
    */
   #fanOut(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
     if (this.#joining !== undefined && op !== 'flush') return this.#fanOutAfterJoin(this.#joining, op, offset, length, data, options);
+    return this.#fanOutLocked(op, offset, length, data, options);
+  }
+
+  /** Takes the request's range claim (none for a flush), waits for it if needed, and sends. */
+  #fanOutLocked(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
     const claim = op === 'flush' ? undefined : this.#lock.acquire(offset, offset + length, false);
     if (claim !== undefined && claim.blockers > 0) return this.#fanOutWhenGranted(claim, op, offset, length, data, options);
     return this.#send(claim, op, offset, length, data, options);
@@ -427,9 +432,7 @@ export class Quorum extends BlockDriver {
     await untilJoined(joining, options.signal, { op, offset, length, driver: this.name });
     // Straight into the lock, even if another join has begun: this write goes out after the join
     // it waited for, and it was issued before the next one was asked for.
-    const claim = this.#lock.acquire(offset, offset + length, false);
-    if (claim.blockers > 0) return this.#fanOutWhenGranted(claim, op, offset, length, data, options);
-    return this.#send(claim, op, offset, length, data, options);
+    return this.#fanOutLocked(op, offset, length, data, options);
   }
 
   async #fanOutWhenGranted(claim: RangeClaim, op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {

@@ -212,12 +212,17 @@ export class ConnectionPool implements ConnectionHost {
       );
       return;
     }
+    this.#dispatchInTime(req, performance.now());
+  }
+
+  /**
+   * Sends a request again unless it is past its requestTimeout: sent again late, it would only
+   * time out on the new connection and take that connection down.
+   */
+  #dispatchInTime(req: NbdRequest, now: number): void {
     const timeout = this.#options.requestTimeout;
-    if (timeout > 0 && req.expired(timeout)) {
-      req.reject(req.timedOut(timeout));
-      return;
-    }
-    this.dispatch(req);
+    if (timeout > 0 && req.expired(timeout, now)) req.reject(req.timedOut(timeout));
+    else this.dispatch(req);
   }
 
   // ---- holding -------------------------------------------------------------------------------
@@ -334,13 +339,10 @@ export class ConnectionPool implements ConnectionHost {
     const held = this.#held;
     this.#held = [];
     this.#stopHeldSweep();
-    const timeout = this.#options.requestTimeout;
     const now = performance.now();
     for (const req of held) {
       released(req);
-      // Sent again past its deadline, it would only time out there and take that connection down.
-      if (timeout > 0 && req.expired(timeout, now)) req.reject(req.timedOut(timeout));
-      else this.dispatch(req);
+      this.#dispatchInTime(req, now);
     }
   }
 
