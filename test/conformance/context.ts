@@ -21,6 +21,8 @@ export interface SuiteContext {
   readonly numRuns: number;
   readonly timeout: number;
   readonly discardReadsZeroes: boolean;
+  /** The embedder's `reopen`, if any: a new driver over the storage of a closed one. */
+  readonly reopen?: (closed: BlockDriver) => BlockDriver | Promise<BlockDriver>;
   /** A fresh driver from the factory, checked to have the requested size. */
   open(): Promise<BlockDriver>;
   /** Closes the driver (idempotent) and runs the embedder's cleanup. */
@@ -39,6 +41,7 @@ export interface ContextInit {
   readonly timeout: number;
   readonly discardReadsZeroes: boolean;
   readonly factory: (options: { size: number }) => BlockDriver | Promise<BlockDriver>;
+  readonly reopen?: (closed: BlockDriver) => BlockDriver | Promise<BlockDriver>;
   readonly cleanup?: (driver: BlockDriver) => Promise<void>;
 }
 

@@ -16,6 +16,7 @@ import { leaseTests } from './lease.js';
 import { fuaFlushTests, lifecycleTests } from './lifecycle.js';
 import { manifestTests } from './manifest.js';
 import { modelTests } from './model.js';
+import { durabilityTests } from './durability.js';
 import { discardTests, writeZeroesTests } from './zeroing.js';
 
 /** Options of {@link blockDriverSuite}. */
@@ -52,6 +53,14 @@ export interface BlockDriverSuiteOptions {
    * each discarded byte may read as its old value or as zero.
    */
   readonly discardReadsZeroes?: boolean;
+  /**
+   * Opens a new driver over the same storage as `closed`, which the suite has just closed (the
+   * same file, the same export of a server still running). When given, the `durability` group
+   * checks that nothing acknowledged is lost across close() and reopening; without it that group
+   * is registered as skipped. `cleanup` runs for every driver the suite opened this way too, the
+   * newest first, so the cleanup of the first one may remove the storage.
+   */
+  readonly reopen?: (closed: BlockDriver) => BlockDriver | Promise<BlockDriver>;
 }
 
 /** The suite's test groups, in the order they run; names for {@link BlockDriverSuiteOptions.skip}. */
@@ -68,6 +77,7 @@ export const SUITE_GROUPS = Object.freeze([
   'zero-length',
   'lifecycle',
   'fua-flush',
+  'durability',
   'abort',
   'concurrency',
   'model',
@@ -90,6 +100,7 @@ const REGISTER: Readonly<Record<SuiteGroup, (ctx: SuiteContext) => void>> = {
   'zero-length': zeroLengthTests,
   lifecycle: lifecycleTests,
   'fua-flush': fuaFlushTests,
+  durability: durabilityTests,
   abort: abortTests,
   concurrency: concurrencyTests,
   model: modelTests,
@@ -117,6 +128,7 @@ export function blockDriverSuite(options: BlockDriverSuiteOptions): void {
   const { name, factory } = options;
   if (typeof name !== 'string' || name === '') throw new TypeError('blockDriverSuite: name must be a non-empty string');
   if (typeof factory !== 'function') throw new TypeError('blockDriverSuite: factory must be a function');
+  if (options.reopen !== undefined && typeof options.reopen !== 'function') throw new TypeError('blockDriverSuite: reopen must be a function');
   const numRuns = positiveInteger(options.numRuns, 50, 'numRuns');
   const timeout = positiveInteger(options.timeout, 60_000, 'timeout');
   if (options.size !== undefined) positiveInteger(options.size, 0, 'size');
@@ -137,6 +149,7 @@ export function blockDriverSuite(options: BlockDriverSuiteOptions): void {
         timeout,
         discardReadsZeroes: options.discardReadsZeroes === true,
         factory,
+        reopen: options.reopen,
         cleanup: options.cleanup,
       });
     } finally {

@@ -18,6 +18,7 @@ const removeImage = (driver: BlockDriver): Promise<void> => rm((driver as FileDr
 blockDriverSuite({
   name: 'FileDriver',
   factory: ({ size }) => FileDriver.open(join(dir, `image-${n++}.img`), { create: true, size }),
+  reopen: (closed) => FileDriver.open((closed as FileDriver).path),
   cleanup: removeImage,
 });
 
@@ -28,5 +29,6 @@ blockDriverSuite({
     await (await FileDriver.open(path, { create: true, size })).close();
     return FileDriver.open(path, { readOnly: true });
   },
+  reopen: (closed) => FileDriver.open((closed as FileDriver).path, { readOnly: true }),
   cleanup: removeImage,
 });

@@ -20,7 +20,7 @@ interface Served {
   socket: { path: string; remove: () => void };
 }
 
-const served = new WeakMap<BlockDriver, Served>();
+const served = new WeakMap<BlockDriver, Served & { uri: string }>();
 
 async function serve(backing: BlockDriver): Promise<Served & { uri: string }> {
   const server = new NbdServer();
@@ -51,14 +51,29 @@ function loopbackFactory(extendedHeaders: boolean) {
   };
 }
 
+/**
+ * A new client of the same server (the suite's `durability` group). It is not put in `served`:
+ * the first client's cleanup, which the suite runs last, stops the server.
+ */
+function loopbackReopen(extendedHeaders: boolean) {
+  const behind = new WeakMap<BlockDriver, Served & { uri: string }>();
+  return async (closed: BlockDriver): Promise<BlockDriver> => {
+    const s = served.get(closed) ?? behind.get(closed);
+    if (s === undefined) throw new Error('reopen: no server behind this driver');
+    const client = await NbdClient.connect(s.uri, { extendedHeaders });
+    behind.set(client, s);
+    return client;
+  };
+}
+
 async function cleanup(driver: BlockDriver): Promise<void> {
   const s = served.get(driver);
   served.delete(driver);
   if (s !== undefined) await stop(s);
 }
 
-blockDriverSuite({ name: 'NbdClient → NbdServer (extended headers)', factory: loopbackFactory(true), cleanup, numRuns: 10 });
-blockDriverSuite({ name: 'NbdClient → NbdServer (structured replies)', factory: loopbackFactory(false), cleanup, numRuns: 10 });
+blockDriverSuite({ name: 'NbdClient → NbdServer (extended headers)', factory: loopbackFactory(true), reopen: loopbackReopen(true), cleanup, numRuns: 10 });
+blockDriverSuite({ name: 'NbdClient → NbdServer (structured replies)', factory: loopbackFactory(false), reopen: loopbackReopen(false), cleanup, numRuns: 10 });
 
 /** Records the lengths of the payload-free requests that reach the backing driver. */
 class Recorder extends FilterDriver {

@@ -3,7 +3,7 @@
  * nbdkit's memory plugin (structured replies, block status, multi-conn, no block sizes), qemu-nbd
  * on a raw file (block sizes, no multi-conn) and nbd-server 3.24 (simple replies only). Each
  * driver the suite asks for is a fresh server process of exactly the requested size, stopped by
- * the suite's cleanup.
+ * the suite's cleanup; `reopen` connects a new client to the same process.
  */
 import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +20,18 @@ async function cleanup(driver: BlockDriver): Promise<void> {
   servers.delete(driver);
   await server?.stop();
   server?.removeDir();
+}
+
+/** Clients opened by `reopen`: their server belongs to the first client, whose cleanup stops it. */
+const reopened = new WeakMap<BlockDriver, RunningServer>();
+
+/** A new client of the server behind a closed one (the suite's `durability` group). */
+async function reopen(closed: BlockDriver): Promise<BlockDriver> {
+  const server = servers.get(closed) ?? reopened.get(closed);
+  if (server === undefined) throw new Error('reopen: no server behind this driver');
+  const client = await NbdClient.connect(server.uri);
+  reopened.set(client, server);
+  return client;
 }
 
 async function adopt(server: RunningServer & { removeDir(): void }): Promise<BlockDriver> {
@@ -51,6 +63,7 @@ if (requirePeer('nbdkit')) {
   blockDriverSuite({
     name: 'NbdClient → nbdkit memory',
     factory: async ({ size }) => adopt(await startNbdkit(['memory', String(size)])),
+    reopen,
     cleanup,
     numRuns,
   });
@@ -72,12 +85,14 @@ if (requirePeer('nbdkit')) {
           'blocksize-error-policy=error',
         ]),
       ),
+    reopen,
     cleanup,
     numRuns,
   });
   blockDriverSuite({
     name: 'NbdClient → nbdkit memory (read-only)',
     factory: async ({ size }) => adopt(await startNbdkit(['-r', 'memory', String(size)])),
+    reopen,
     cleanup,
     numRuns,
   });
@@ -91,6 +106,7 @@ if (requirePeer('qemu-nbd')) {
       const { file, dir } = rawFile(size);
       return adopt(await startQemuNbd(file, [], dir));
     },
+    reopen,
     cleanup,
     numRuns,
   });
@@ -103,6 +119,7 @@ if (requirePeer('nbd-server')) {
       const { file, dir } = rawFile(size);
       return adopt(await startNbdServer(file, 'disk', dir));
     },
+    reopen,
     cleanup,
     numRuns,
   });
