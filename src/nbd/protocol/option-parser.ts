@@ -8,7 +8,8 @@
  * server calls `takeRemainder()` to hand any bytes already received to the next stage.
  *
  * Memory is bounded: an option longer than `maxOptionLength` is skipped as it arrives (never
- * buffered) and reported as `tooBig`; one longer than `maxSkipLength` is a fatal error without a
+ * buffered) and reported as `tooBig` (as `unknown` when its code is not one this side knows:
+ * the length of an option nobody parses does not matter); one longer than `maxSkipLength` is a fatal error without a
  * single byte of it being allocated; and a client that keeps sending while the server is busy is
  * cut off after `maxBuffered` bytes.
  */
@@ -16,6 +17,8 @@ import { ByteQueue, readU32 } from './bytes.js';
 import { Limits } from './constants.js';
 import { NbdProtocolError } from './errors.js';
 import { decodeOption, type NbdOption } from './options.js';
+
+const EMPTY = new Uint8Array(0);
 
 /** Limits of an {@link OptionParser}, in bytes. */
 export interface OptionParserOptions {
@@ -123,7 +126,11 @@ export class OptionParser {
           this.#skipLeft -= q.skip(this.#skipLeft);
           if (this.#skipLeft > 0) return undefined;
           this.#state = 'header';
-          return { kind: 'option', option: { kind: 'tooBig', code: this.#code, length: this.#length } };
+          // An option this side does not know is unknown whatever its length (servers answer
+          // ERR_UNSUP, as the spec requires); only a known one is too big. Decoding no data
+          // says which, without a second list of option codes.
+          const unknown = decodeOption(this.#code, EMPTY).kind === 'unknown';
+          return { kind: 'option', option: unknown ? { kind: 'unknown', code: this.#code, length: this.#length } : { kind: 'tooBig', code: this.#code, length: this.#length } };
         }
       }
     }

@@ -148,6 +148,19 @@ describe('OptionParser', () => {
     expect(p.next()).toEqual(opt({ kind: 'list', code: 3 }));
   });
 
+  it('reports an oversized option of an unknown code as unknown, not tooBig (the server answers ERR_UNSUP)', () => {
+    const p = new OptionParser({ maxOptionLength: 100, maxSkipLength: 10_000 });
+    p.push(wire().u32(1).build());
+    p.next();
+    for (const code of [99, 0, 0x7fffffff]) {
+      p.push(wire().ascii('IHAVEOPT').u32(code).u32(5000).build());
+      p.push(Buffer.alloc(5000, 7));
+      expect(p.next()).toEqual(opt({ kind: 'unknown', code, length: 5000 }));
+    }
+    p.push(option(3));
+    expect(p.next()).toEqual(opt({ kind: 'list', code: 3 }));
+  });
+
   it('cuts off a client that keeps sending while the server is busy', () => {
     const p = new OptionParser({ maxOptionLength: 100, maxBuffered: 1000 });
     p.push(Buffer.alloc(1000));

@@ -182,6 +182,16 @@ describe('NBD server negotiation', () => {
     await c.closed;
   });
 
+  it('answers an unknown option with ERR_UNSUP whatever its length up to 1 MiB, and goes on', async () => {
+    const c = await client();
+    await c.start();
+    for (const length of [0, 64 * 1024 + 1, 1024 * 1024]) {
+      const unknown = await c.option(encodeOption(99, new Uint8Array(length)));
+      expect(unknown.at(-1), `${length} bytes`).toMatchObject({ kind: 'error', error: Rep.ERR_UNSUP });
+    }
+    await c.go('');
+  });
+
   it('STARTTLS without TLS configured is refused with ERR_POLICY', async () => {
     const c = await client();
     await c.start();
