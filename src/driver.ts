@@ -41,6 +41,13 @@ export interface BlockDriverOptions {
 
 type Op = 'read' | 'leaseRead' | 'write' | 'flush' | 'discard' | 'writeZeroes' | 'blockStatus' | 'cache';
 
+const DRIVER_BRAND = Symbol.for('blockgraph.BlockDriver');
+
+/** True for a {@link BlockDriver} built on any copy of this package (the ESM or CommonJS build, another install). */
+export function isBlockDriver(value: unknown): value is BlockDriver {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DRIVER_BRAND] === true;
+}
+
 const ZERO_CHUNK = 1024 * 1024;
 /** Options of a request that came without any (frozen: implementations must not change them). */
 const NO_OPTIONS: IoOptions = Object.freeze({});
@@ -69,6 +76,22 @@ function zeros(length: number): Uint8Array {
 export abstract class BlockDriver extends EventEmitter
   implements AsyncDisposable
 {
+  /** Brands drivers of every copy of this package loaded in the process (see `Symbol.hasInstance`). */
+  get [DRIVER_BRAND](): true {
+    return true;
+  }
+
+  /**
+   * `instanceof BlockDriver` holds for a driver built on any copy of this package — the ESM and
+   * the CommonJS build loaded side by side, or two installs — so a driver from a CommonJS library
+   * can join an ESM Quorum, filter or NBD export. Subclasses inherit this method and keep the
+   * ordinary prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this === BlockDriver) return isBlockDriver(value);
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
   readonly name: string;
   #state: DriverState = 'open';
   #inFlight = 0;

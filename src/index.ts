@@ -29,7 +29,7 @@ export {
   type WriteOptions,
   type WriteZeroesOptions,
 } from './types.js';
-export { BlockDriver, type BlockDriverEvents, type BlockDriverOptions } from './driver.js';
+export { BlockDriver, isBlockDriver, type BlockDriverEvents, type BlockDriverOptions } from './driver.js';
 export { normalizeExtents } from './extents.js';
 export { describeGraph, type DriverDescription } from './describe.js';
 export { FilterDriver, type FilterOptions } from './filter.js';
