@@ -1,22 +1,79 @@
-/** Waiting for a child to join a quorum (see Quorum.addChild). */
+/**
+ * The order of joins and of the writes held while a child joins (see Quorum.addChild).
+ *
+ * Joins run one at a time, and a write issued while one runs or waits is held until every join
+ * asked for before the write has ended. Held writes are released synchronously, in the order they
+ * were issued, straight into the range lock, and the next join starts only after the writes issued
+ * before it was asked for: so no write ever queues in the lock behind a join it was issued before
+ * (its `sync` may make a voting read that would wait for that write), and no write overtakes an
+ * earlier one, whatever microtasks an abort listener or an await adds.
+ */
 import { abortCode } from '../abort-code.js';
 import { BlockError, type BlockErrorDetails } from '../errors.js';
 
-/** Waits for a join to finish; an abort meanwhile fails with ECANCELED before anything is sent. */
-export function untilJoined(joining: Promise<void>, signal: AbortSignal | undefined, details: BlockErrorDetails): Promise<void> {
-  if (signal === undefined) return joining;
-  const cancelled = (): BlockError =>
-    new BlockError(abortCode(signal), `${details.driver ?? 'quorum'}: ${details.op ?? 'request'} aborted while waiting for a child to join`, {
-      cause: signal.reason,
-      details,
+type Entry = { readonly join: true; readonly start: () => void } | { readonly join: false; readonly release: () => void };
+
+/** One quorum's queue of joins and held writes. */
+export class JoinQueue {
+  #running = false;
+  readonly #queue: Entry[] = [];
+
+  /** True while a join runs (writes issued now must be held). */
+  get busy(): boolean {
+    return this.#running;
+  }
+
+  /** Resolves when this join's turn comes; the caller must call {@link leave} once it ends. */
+  enter(): Promise<void> {
+    if (!this.#running) {
+      this.#running = true;
+      return Promise.resolve();
+    }
+    return new Promise<void>((start) => this.#queue.push({ join: true, start }));
+  }
+
+  /** The running join ended: release the writes held before the next join, then start it. */
+  leave(): void {
+    for (let next = this.#queue.shift(); next !== undefined; next = this.#queue.shift()) {
+      if (next.join) return next.start();
+      next.release();
+    }
+    this.#running = false;
+  }
+
+  /**
+   * Holds a write until its turn, then calls `send` synchronously. An abort while held fails it
+   * (ECANCELED, or ETIMEDOUT for a timeout) before anything is sent.
+   */
+  hold(send: () => Promise<void>, signal: AbortSignal | undefined, details: BlockErrorDetails): Promise<void> {
+    const cancelled = (s: AbortSignal): BlockError =>
+      new BlockError(abortCode(s), `${details.driver ?? 'quorum'}: ${details.op ?? 'request'} aborted while waiting for a child to join`, {
+        cause: s.reason,
+        details,
+      });
+    if (signal?.aborted === true) return Promise.reject(cancelled(signal));
+    return new Promise<void>((resolve, reject) => {
+      const entry: Entry = {
+        join: false,
+        release: () => {
+          signal?.removeEventListener('abort', onAbort);
+          let sent: Promise<void>;
+          try {
+            sent = send();
+          } catch (err) {
+            sent = Promise.reject(err);
+          }
+          sent.then(resolve, reject);
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.#queue.indexOf(entry);
+        if (at < 0) return;
+        this.#queue.splice(at, 1);
+        reject(cancelled(signal as AbortSignal));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#queue.push(entry);
     });
-  if (signal.aborted) return Promise.reject(cancelled());
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(cancelled());
-    signal.addEventListener('abort', onAbort, { once: true });
-    void joining.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
+  }
 }

@@ -28,7 +28,7 @@ import { blkverifyMismatch, everyChildFailed, noMajority, readAborted, tooFewSuc
 import { resolveQuorumOptions, type AddChildOptions, type QuorumOptions, type ResolvedQuorumOptions } from './options.js';
 import { RangeLock, type RangeClaim } from './range-lock.js';
 import { firstChild, readOrder, type InOrderPattern } from './read-order.js';
-import { untilJoined } from './join.js';
+import { JoinQueue } from './join.js';
 import { QuorumReporter } from './reporter.js';
 import { ScratchPool } from './scratch.js';
 import { IMMUTABLE, IMMUTABLE_FUA, copyViews, leaseAll, releaseAll, sameBytes, sharedCopy, type LeasedRead } from './leases.js';
@@ -62,7 +62,7 @@ export class Quorum extends BlockDriver {
   #members: readonly QuorumChild[];
   #drivers: readonly BlockDriver[];
   /** Settles when the child being added has joined (see addChild); undefined when none is. */
-  #joining: Promise<void> | undefined;
+  readonly #joins = new JoinQueue();
   #nextName = 0;
   #turn = 0;
   #caps: BlockCapabilities | undefined;
@@ -127,14 +127,12 @@ export class Quorum extends BlockDriver {
   async addChild(driver: BlockDriver, options: AddChildOptions = {}): Promise<string> {
     if (!(driver instanceof BlockDriver)) throw new TypeError('addChild: driver must be a BlockDriver');
     this.#checkNewChild(driver, options);
-    // One join at a time: each holds the writes issued during it.
-    while (this.#joining !== undefined) await this.#joining;
-    this.#checkNewChild(driver, options);
-    let joined!: () => void;
-    const joining = new Promise<void>((resolve) => (joined = resolve));
-    this.#joining = joining;
-    const claim = this.#lock.acquire(0, Math.max(this.#size, 1), true);
+    // One join at a time; writes issued from now on are held until this one ends.
+    await this.#joins.enter();
+    let claim: RangeClaim | undefined;
     try {
+      this.#checkNewChild(driver, options);
+      claim = this.#lock.acquire(0, Math.max(this.#size, 1), true);
       await this.#lock.wait(claim, options.signal, { op: 'addChild', driver: this.name });
       if (options.sync !== undefined) {
         try {
@@ -149,9 +147,8 @@ export class Quorum extends BlockDriver {
       this.#setMembers([...this.#members, member]);
       return member.name;
     } finally {
-      this.#lock.release(claim);
-      this.#joining = undefined;
-      joined();
+      if (claim !== undefined) this.#lock.release(claim);
+      this.#joins.leave();
     }
   }
 
@@ -405,7 +402,10 @@ export class Quorum extends BlockDriver {
    * ECANCELED before anything is sent. Once sent, it is not cancelled.
    */
   #fanOut(op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {
-    if (this.#joining !== undefined && op !== 'flush') return this.#fanOutAfterJoin(this.#joining, op, offset, length, data, options);
+    if (this.#joins.busy && op !== 'flush') {
+      const send = (): Promise<void> => this.#fanOutLocked(op, offset, length, data, options);
+      return this.#joins.hold(send, options.signal, { op, offset, length, driver: this.name });
+    }
     return this.#fanOutLocked(op, offset, length, data, options);
   }
 
@@ -414,25 +414,6 @@ export class Quorum extends BlockDriver {
     const claim = op === 'flush' ? undefined : this.#lock.acquire(offset, offset + length, false);
     if (claim !== undefined && claim.blockers > 0) return this.#fanOutWhenGranted(claim, op, offset, length, data, options);
     return this.#send(claim, op, offset, length, data, options);
-  }
-
-  /**
-   * A write issued while a child joins waits outside the range lock: inside it, it would queue
-   * behind the join's claim and hold up every voting read that overlaps it — including one that
-   * `sync` itself makes. Writes resume in the order they were issued (promise reactions run FIFO).
-   */
-  async #fanOutAfterJoin(
-    joining: Promise<void>,
-    op: FanOutOp,
-    offset: number,
-    length: number,
-    data: Uint8Array | undefined,
-    options: IoOptions,
-  ): Promise<void> {
-    await untilJoined(joining, options.signal, { op, offset, length, driver: this.name });
-    // Straight into the lock, even if another join has begun: this write goes out after the join
-    // it waited for, and it was issued before the next one was asked for.
-    return this.#fanOutLocked(op, offset, length, data, options);
   }
 
   async #fanOutWhenGranted(claim: RangeClaim, op: FanOutOp, offset: number, length: number, data: Uint8Array | undefined, options: IoOptions): Promise<void> {

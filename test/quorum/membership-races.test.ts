@@ -4,6 +4,7 @@
  * fallback, a rewriteCorrupted repair, a re-read after a child declined to lend) — none may reach
  * the removed child, which belongs to the caller once removeChild resolves.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../src/drivers/memory.js';
 import { BlockError } from '../../src/errors.js';
@@ -74,6 +75,100 @@ describe('addChild', () => {
     expect(await within(added, 2000)).toBe('children.2');
     await held;
     for (const d of [...kids, fresh]) expect([...(await d.read(0, 513))]).toEqual([...filled(2, 512), 1]);
+  });
+});
+
+describe('addChild queued behind another join', () => {
+  const copyFrom = (q: Quorum, d: MemoryDriver) => async (): Promise<void> => {
+    await d.write(0, await q.read(0, SIZE));
+  };
+
+  it('two joins whose syncs read through the quorum, and a write issued after both were asked for, all complete; the write reaches every child', async () => {
+    const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
+    const d1 = new MemoryDriver({ size: SIZE });
+    const d2 = new MemoryDriver({ size: SIZE });
+    const add1 = q.addChild(d1, { sync: copyFrom(q, d1) });
+    const add2 = q.addChild(d2, { sync: copyFrom(q, d2) });
+    const write = q.write(0, filled(1, 512));
+    expect(await within(Promise.all([add1, add2, write]), 2000)).toEqual(['children.1', 'children.2', undefined]);
+    for (const d of q.members.map((m) => m.driver)) expect([...(await d.read(0, 513))]).toEqual([...filled(1, 512), 0]);
+    expect(await within(q.close(), 2000)).toBeUndefined();
+  });
+
+  it('a write with a signal issued during the first join, before the second was asked for, goes out between them', async () => {
+    const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
+    const d1 = new MemoryDriver({ size: SIZE });
+    const d2 = new MemoryDriver({ size: SIZE });
+    const add1 = q.addChild(d1, { sync: copyFrom(q, d1) });
+    const write = q.write(0, filled(3, 512), { signal: new AbortController().signal });
+    const add2 = q.addChild(d2, { sync: copyFrom(q, d2) });
+    expect(await within(Promise.all([add1, write, add2]), 2000)).toEqual(['children.1', undefined, 'children.2']);
+    // d2's sync copied the write: it went out before the second join began.
+    for (const d of q.members.map((m) => m.driver)) expect([...(await d.read(0, 513))]).toEqual([...filled(3, 512), 0]);
+  });
+
+  it('held overlapping writes go out in the order they were issued, with or without a signal', async () => {
+    for (const signals of [[true, false], [false, true], [true, true]]) {
+      const q = new Quorum({ children: [new MemoryDriver({ size: SIZE }), new MemoryDriver({ size: SIZE })], threshold: 2 });
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      const joining = q.addChild(new MemoryDriver({ size: SIZE }), { sync: () => gate });
+      await new Promise((r) => setTimeout(r, 1));
+      const writes = [1, 2].map((v, i) => q.write(0, filled(v, 512), signals[i] ? { signal: new AbortController().signal } : {}));
+      open();
+      await Promise.all([joining, ...writes]);
+      for (const d of q.members.map((m) => m.driver)) expect((await d.read(0, 1))[0], `signals ${signals.join('/')}`).toBe(2);
+    }
+  });
+
+  it('a held write aborted while held fails with ECANCELED and sends nothing; the others go out', async () => {
+    const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const joining = q.addChild(new MemoryDriver({ size: SIZE }), { sync: () => gate });
+    const abort = new AbortController();
+    const first = q.write(0, filled(5, 512), { signal: abort.signal });
+    const second = q.write(512, filled(6, 512));
+    abort.abort();
+    await expect(first).rejects.toMatchObject({ code: 'ECANCELED' });
+    open();
+    await Promise.all([joining, second]);
+    for (const d of q.members.map((m) => m.driver)) expect([...(await d.read(511, 2))]).toEqual([0, 6]);
+  });
+});
+
+describe('joins and writes interleaved (property)', () => {
+  type Step = { kind: 'write'; slot: number; value: number; signal: boolean; gap: number } | { kind: 'add'; gap: number };
+  const stepArb: fc.Arbitrary<Step> = fc.oneof(
+    fc.record({ kind: fc.constant('write' as const), slot: fc.nat(3), value: fc.integer({ min: 1, max: 255 }), signal: fc.boolean(), gap: fc.nat(2) }),
+    fc.record({ kind: fc.constant('add' as const), gap: fc.nat(2) }),
+  );
+  const gapOf = (gap: number): Promise<void> =>
+    gap === 0 ? Promise.resolve() : gap === 1 ? new Promise((r) => queueMicrotask(() => r())) : new Promise((r) => setImmediate(r));
+
+  it('everything completes; every child ends identical, each slot holding the last write issued to it', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 10 }), async (steps) => {
+        const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
+        const want = new Uint8Array(SIZE);
+        const pending: Promise<unknown>[] = [];
+        for (const step of steps) {
+          await gapOf(step.gap);
+          if (step.kind === 'write') {
+            const data = filled(step.value, 512);
+            want.set(data, step.slot * 512);
+            pending.push(q.write(step.slot * 512, data, step.signal ? { signal: new AbortController().signal } : {}));
+          } else {
+            const d = new MemoryDriver({ size: SIZE });
+            pending.push(q.addChild(d, { sync: async () => d.write(0, await q.read(0, SIZE)) }));
+          }
+        }
+        expect(await within(Promise.all(pending), 3000), 'every write and join settles').not.toBe('timed out');
+        for (const m of q.members) expect([...(await m.driver.read(0, SIZE))], m.name).toEqual([...want]);
+        await q.close();
+      }),
+      { numRuns: 150 },
+    );
   });
 });
 
