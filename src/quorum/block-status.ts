@@ -1,7 +1,9 @@
 /**
  * A quorum's block status: a byte reads as zero only if it does on every child (a single replica
- * holding data makes it data), and it is allocated if any child allocates it.
+ * holding data makes it data), and it is allocated if any child allocates it; a block of the
+ * quorum's minimum size the children split is zero only if all of it is, allocated if any is.
  */
+import { alignExtents } from '../align-extents.js';
 import { mostCommonCode, type BlockError } from '../errors.js';
 import type { BlockExtent, IoOptions } from '../types.js';
 import type { QuorumChild } from './child.js';
@@ -23,11 +25,13 @@ export async function blockStatusOf(
   offset: number,
   length: number,
   options: IoOptions,
+  minBlockSize: number,
 ): Promise<BlockExtent[]> {
   const answers = new Array<BlockExtent[]>(kids.length);
   const pending = kids.map((c, i) => issueBlockStatus(c, offset, length, options, answers, i));
   const errors = await settleAll(kids, pending);
-  if (errors === undefined) return mergeBlockStatus(answers, offset);
+  // Children of finer block sizes than the quorum's meet at boundaries the quorum cannot address.
+  if (errors === undefined) return withinRequest(alignExtents(mergeBlockStatus(answers, offset), minBlockSize), offset + length);
   if (options.signal?.aborted === true) throw readAborted(quorum, offset, length, options.signal);
   errors.forEach((e, i) => {
     if (e !== undefined) reporter.reportBad(kids[i], 'read', offset, length, e);
@@ -37,6 +41,13 @@ export async function blockStatusOf(
     throw tooFewSucceeded({ quorum, op: 'blockStatus', offset, length, children: kids, errors }, code, 1);
   }
   return [{ offset, length, zero: false, allocated: true }];
+}
+
+/** Cuts an answer at the request's end (an unaligned device end is the one unaligned boundary allowed). */
+function withinRequest(extents: BlockExtent[], end: number): BlockExtent[] {
+  const last = extents[extents.length - 1];
+  if (last !== undefined && last.offset + last.length > end) extents[extents.length - 1] = { ...last, length: end - last.offset };
+  return extents;
 }
 
 /**

@@ -40,16 +40,27 @@ export function quorumCapabilities(children: readonly BlockDriver[]): BlockCapab
 
 /**
  * The strictest of the children's limits: the largest alignment and preferred size, the smallest
- * maximum block size and transfer, so every request the quorum accepts every child accepts whole.
+ * maximum block size and transfer — those two rounded down to a multiple of the alignment — so
+ * every request the quorum accepts every child accepts whole. Children whose maximum is below
+ * another's alignment cannot serve one block together: see {@link incompatibleLimits}.
  */
 export function quorumLimits(children: readonly BlockDriver[]): BlockLimits {
   const limits = children.map((c) => c.limits);
+  const minBlockSize = Math.max(...limits.map((l) => l.minBlockSize));
+  const aligned = (n: number): number => n - (n % minBlockSize);
   return Object.freeze({
-    minBlockSize: Math.max(...limits.map((l) => l.minBlockSize)),
+    minBlockSize,
     preferredBlockSize: Math.max(...limits.map((l) => l.preferredBlockSize)),
-    maxBlockSize: Math.min(...limits.map((l) => l.maxBlockSize)),
-    maxTransfer: Math.min(...limits.map((l) => l.maxTransfer)),
+    maxBlockSize: aligned(Math.min(...limits.map((l) => l.maxBlockSize))),
+    maxTransfer: aligned(Math.min(...limits.map((l) => l.maxTransfer))),
   });
+}
+
+/** Why these children cannot form one device (a block one of them needs is over another's maximum), or undefined. */
+export function incompatibleLimits(children: readonly BlockDriver[]): string | undefined {
+  const { minBlockSize, maxBlockSize, maxTransfer } = quorumLimits(children);
+  if (maxBlockSize >= minBlockSize && maxTransfer >= minBlockSize) return undefined;
+  return `a child needs ${minBlockSize}-byte blocks, but another takes at most ${Math.min(...children.map((c) => Math.min(c.limits.maxBlockSize, c.limits.maxTransfer)))} bytes per request`;
 }
 
 /** Limits callers must obey; `preferredBlockSize` is a hint and may change freely. */

@@ -6,6 +6,7 @@ import { MAX_TIMER_MS } from '../timer-limit.js';
 import { BlockDriver, type BlockDriverOptions } from '../driver.js';
 import { BlockError } from '../errors.js';
 import { READ_PATTERNS, type ReadPattern } from './vote.js';
+import { incompatibleLimits } from './capabilities.js';
 
 /** Options of {@link Quorum}. */
 export interface QuorumOptions extends BlockDriverOptions {
@@ -95,15 +96,16 @@ export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOpti
   if (new Set(children).size !== n) invalid('the same driver appears twice among the children');
   const threshold = options.threshold;
   if (threshold === undefined) invalid('threshold is required');
+  typed('threshold', threshold, 'number');
   if (!Number.isSafeInteger(threshold) || threshold < 1 || threshold > n) {
     invalid(`threshold ${String(threshold)} must be an integer from 1 to the number of children (${n})`);
   }
-  const readPattern = options.readPattern ?? 'quorum';
+  const readPattern = typed('readPattern', options.readPattern ?? 'quorum', 'string');
   if (!READ_PATTERNS.includes(readPattern)) {
     invalid(`readPattern ${String(readPattern)} is not one of ${READ_PATTERNS.join(', ')}`);
   }
-  const rewriteCorrupted = options.rewriteCorrupted ?? false;
-  const blkverify = options.blkverify ?? false;
+  const rewriteCorrupted = typed('rewriteCorrupted', options.rewriteCorrupted ?? false, 'boolean');
+  const blkverify = typed('blkverify', options.blkverify ?? false, 'boolean');
   if (rewriteCorrupted && readPattern !== 'quorum') invalid(`rewriteCorrupted needs readPattern 'quorum', not '${readPattern}'`);
   if (blkverify) {
     if (readPattern !== 'quorum') invalid(`blkverify needs readPattern 'quorum', not '${readPattern}'`);
@@ -115,9 +117,12 @@ export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOpti
     if (c.size !== size) invalid(`children differ in size: children[0] has ${size} bytes, children[${i}] has ${c.size}`);
     if (c.state !== 'open') invalid(`children[${i}] is ${c.state}`);
   });
+  const limitsConflict = incompatibleLimits(children);
+  if (limitsConflict !== undefined) invalid(`the children cannot serve one block size together: ${limitsConflict}`);
   const shareWrites = options.shareWrites ?? 'auto';
+  if (typeof shareWrites !== 'boolean' && typeof shareWrites !== 'string') throw new TypeError(`Quorum: shareWrites must be true, false or 'auto', got ${typeof shareWrites}`);
   if (shareWrites !== 'auto' && typeof shareWrites !== 'boolean') invalid(`shareWrites ${String(shareWrites)} must be true, false or 'auto'`);
-  const reportIntervalMs = options.reportIntervalMs ?? 0;
+  const reportIntervalMs = typed('reportIntervalMs', options.reportIntervalMs ?? 0, 'number');
   if (!(Number.isFinite(reportIntervalMs) && reportIntervalMs >= 0 && reportIntervalMs <= MAX_TIMER_MS)) {
     invalid(`reportIntervalMs ${reportIntervalMs} must be a number of ms from 0 to ${MAX_TIMER_MS} (Node's longest timer)`);
   }
@@ -126,8 +131,14 @@ export function resolveQuorumOptions(options: QuorumOptions): ResolvedQuorumOpti
     readPattern,
     rewriteCorrupted,
     blkverify,
-    closeChildren: options.closeChildren ?? true,
+    closeChildren: typed('closeChildren', options.closeChildren ?? true, 'boolean'),
     reportIntervalMs,
     shareWrites,
   };
+}
+
+/** `value` if it has the JavaScript type `type`; a TypeError naming the option otherwise (plain-JavaScript callers). */
+function typed<T>(name: string, value: T, type: 'number' | 'string' | 'boolean'): T {
+  if (typeof value !== type) throw new TypeError(`Quorum: ${name} must be a ${type}, got ${typeof value}`);
+  return value;
 }

@@ -20,7 +20,7 @@ import type {
   WriteZeroesOptions,
 } from '../types.js';
 import { blockStatusOf } from './block-status.js';
-import { manifestChanges, quorumCapabilities, quorumLimits } from './capabilities.js';
+import { incompatibleLimits, manifestChanges, quorumCapabilities, quorumLimits } from './capabilities.js';
 import { QuorumChild, type QuorumMember } from './child.js';
 import type { QuorumEvents } from './events.js';
 import { childOptions, collectErrors, issue, issueCache, issueRead, settleAll, type FanOutOp } from './fan-out.js';
@@ -183,6 +183,8 @@ export class Quorum extends BlockDriver {
     if (driver.state !== 'open') refuse('EINVAL', `the driver is ${driver.state}`);
     if (driver.size !== this.#size) refuse('EINVAL', `its size ${driver.size} differs from the quorum's ${this.#size}`);
     if (this.#drivers.includes(driver)) refuse('EINVAL', 'it is already a child');
+    const conflict = incompatibleLimits([...this.#drivers, driver]);
+    if (conflict !== undefined) refuse('EINVAL', `the children could not serve one block size together: ${conflict}`);
     if (options.allowManifestChange !== true) {
       const changes = manifestChanges(this.#drivers, [...this.#drivers, driver]);
       if (changes.length > 0) {
@@ -501,7 +503,7 @@ export class Quorum extends BlockDriver {
 
   /** See {@link blockStatusOf}: zero only where every child says zero; failing children are reported. */
   protected override _blockStatus(offset: number, length: number, options: IoOptions): Promise<BlockExtent[]> {
-    return blockStatusOf(this.name, this.#members, this.#reporter, offset, length, options);
+    return blockStatusOf(this.name, this.#members, this.#reporter, offset, length, options, this.limits.minBlockSize);
   }
 
   /** Advisory: forwarded to every child; a child's failure to prefetch is not an error. */

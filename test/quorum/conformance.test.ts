@@ -59,3 +59,19 @@ blockDriverSuite({
     }),
   ...zeroes,
 });
+
+// Limits that are each legal but do not line up: a byte-granular child whose maxima are not
+// multiples of the other's 512-byte blocks (the quorum rounds them down to whole blocks).
+blockDriverSuite({
+  name: 'Quorum 2-of-2 over a 512-byte child and a byte-granular one with maxTransfer 40000',
+  factory: ({ size }) =>
+    new Quorum({
+      children: [
+        new Limited(new MemoryDriver({ size }), { minBlockSize: 512, preferredBlockSize: 4096, maxBlockSize: 1 << 20, maxTransfer: 65536 }),
+        new Limited(new MemoryDriver({ size }), { minBlockSize: 1, preferredBlockSize: 4096, maxBlockSize: 1000000, maxTransfer: 40000 }),
+      ],
+      threshold: 2,
+    }),
+  numRuns: 15,
+  ...zeroes,
+});

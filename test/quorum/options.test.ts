@@ -73,4 +73,18 @@ describe('Quorum options', () => {
     const q = new Quorum({ children: [new MemoryDriver({ size: 512 })], threshold: 1 });
     await expect(q.addChild({} as never)).rejects.toThrow(TypeError);
   });
+
+  it('options of the wrong JavaScript type are TypeErrors, never read as truthy or falsy', () => {
+    const children = (): MemoryDriver[] => [new MemoryDriver({ size: 512 }), new MemoryDriver({ size: 512 })];
+    const wrong: Record<string, unknown>[] = [
+      { threshold: '2' },
+      { threshold: 2, rewriteCorrupted: 'no' },
+      { threshold: 2, blkverify: 1 },
+      { threshold: 2, closeChildren: 'false' },
+      { threshold: 2, readPattern: 7 },
+      { threshold: 2, reportIntervalMs: '10' },
+      { threshold: 2, shareWrites: 1 },
+    ];
+    for (const o of wrong) expect(() => new Quorum({ children: children(), ...o } as never), JSON.stringify(o)).toThrow(TypeError);
+  });
 });

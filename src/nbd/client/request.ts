@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { BlockError, codeFromNbdError } from '../../errors.js';
 import type { BlockExtent } from '../../types.js';
 import { BaseAllocation, Cmd, Err, nameOf, type ReplyChunk, type ReplyExtent } from '../protocol/index.js';
-import { alignExtents } from './align-extents.js';
+import { alignExtents } from '../../align-extents.js';
 import { ReadCoverage } from './read-coverage.js';
 
 const OP_NAMES: Readonly<Record<number, string>> = {

@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { alignExtents } from '../../../src/nbd/client/align-extents.js';
+import { alignExtents } from '../../../src/align-extents.js';
 import { NbdClient } from '../../../src/nbd/client/index.js';
 import { Cmd, ReplyFlag, encodeBlockStatusChunk } from '../../../src/nbd/protocol/index.js';
 import type { BlockExtent } from '../../../src/types.js';

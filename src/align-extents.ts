@@ -1,11 +1,12 @@
 /**
- * Block status aligned to the export's minimum block size. The spec makes servers report extents
- * in whole blocks, but some do not (nbdkit's extentlist, say); our callers' next request starts
+ * Block status aligned to a minimum block size. The NBD spec makes servers report extents in
+ * whole blocks, but some do not (nbdkit's extentlist, say), and a quorum merging children of
+ * different block sizes finds boundaries at the finest of them; callers' next request starts
  * where an extent ends, and the driver contract refuses an unaligned one. So, as qemu does, an
  * extent's end is rounded down to a block boundary, and a block split between extents gets their
  * flags merged the careful way: allocated if any part is, zero only if every part is.
  */
-import type { BlockExtent } from '../../types.js';
+import type { BlockExtent } from './types.js';
 
 /** `extents` (contiguous from an aligned `offset`) in whole blocks of `align` bytes. */
 export function alignExtents(extents: readonly BlockExtent[], align: number): BlockExtent[] {
