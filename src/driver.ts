@@ -48,6 +48,17 @@ export function isBlockDriver(value: unknown): value is BlockDriver {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DRIVER_BRAND] === true;
 }
 
+/**
+ * What an implementation hook returned, if it is a promise. A hook that forgot its `return` hands
+ * back undefined: that fails the request with EIO instead of throwing a TypeError at the caller,
+ * leaking an in-flight slot (close() would wait forever) or passing for an instant success.
+ */
+function promised<T>(driver: string, op: Op | 'close', work: Promise<T>): Promise<T> {
+  if (typeof (work as Partial<Promise<T>> | null | undefined)?.then === 'function') return work;
+  const got = work === null ? 'null' : typeof work;
+  return Promise.reject(new BlockError('EIO', `${driver}: the ${op} implementation returned ${got}, not a promise (a missing return?)`, { details: { op, driver } }));
+}
+
 const ZERO_CHUNK = 1024 * 1024;
 /** Options of a request that came without any (frozen: implementations must not change them). */
 const NO_OPTIONS: IoOptions = Object.freeze({});
@@ -178,13 +189,13 @@ export abstract class BlockDriver extends EventEmitter
     return attempt(() => {
       if (this.#check('read', offset, length, options)) return Promise.resolve(EMPTY_LEASE);
       if (length > this.#pieceSize()) return Promise.resolve(undefined);
-      return this.#admit('leaseRead', offset, length, () => this._leaseRead(offset, length, options ?? NO_OPTIONS));
+      return this.#admit('leaseRead', offset, length, () => promised(this.name, 'leaseRead', this._leaseRead(offset, length, options ?? NO_OPTIONS)));
     });
   }
 
   #read(offset: number, target: Uint8Array, options: IoOptions): Promise<void> {
     // As #write: the common case without an async frame of its own.
-    if (target.length <= this.#pieceSize()) return this._read(offset, target, options);
+    if (target.length <= this.#pieceSize()) return promised(this.name, 'read', this._read(offset, target, options));
     return this.#readInPieces(offset, target, options);
   }
 
@@ -192,7 +203,7 @@ export abstract class BlockDriver extends EventEmitter
     const max = this.#pieceSize();
     for (let done = 0; done < target.length; done += max) {
       if (done > 0) this.#throwIfAborted('read', offset, target.length, options);
-      await this._read(offset + done, target.subarray(done, Math.min(done + max, target.length)), options);
+      await promised(this.name, 'read', this._read(offset + done, target.subarray(done, Math.min(done + max, target.length)), options));
     }
   }
 
@@ -223,7 +234,7 @@ export abstract class BlockDriver extends EventEmitter
   #write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     // The common case goes straight to the implementation: no async frame of its own (a shared
     // 1 MiB write to three replicas pays this three times).
-    if ((options.fua !== true || this.capabilities.canFua) && data.length <= this.#pieceSize()) return this._write(offset, data, options);
+    if ((options.fua !== true || this.capabilities.canFua) && data.length <= this.#pieceSize()) return promised(this.name, 'write', this._write(offset, data, options));
     return this.#writeInPieces(offset, data, options);
   }
 
@@ -232,15 +243,15 @@ export abstract class BlockDriver extends EventEmitter
     const nativeFua = options.fua === true && caps.canFua;
     const pieceOptions = options.fua === true && !nativeFua ? { ...options, fua: false } : options;
     const max = this.#pieceSize();
-    if (data.length <= max) await this._write(offset, data, pieceOptions);
+    if (data.length <= max) await promised(this.name, 'write', this._write(offset, data, pieceOptions));
     else {
       for (let done = 0; done < data.length; done += max) {
         // Stopping between pieces is allowed: a failed write may have reached part of its range.
         if (done > 0) this.#throwIfAborted('write', offset, data.length, options);
-        await this._write(offset + done, data.subarray(done, Math.min(done + max, data.length)), pieceOptions);
+        await promised(this.name, 'write', this._write(offset + done, data.subarray(done, Math.min(done + max, data.length)), pieceOptions));
       }
     }
-    if (options.fua === true && !nativeFua && caps.canFlush) await this._flush(options);
+    if (options.fua === true && !nativeFua && caps.canFlush) await promised(this.name, 'flush', this._flush(options));
   }
 
   /** Makes every write that has completed durable. */
@@ -248,7 +259,7 @@ export abstract class BlockDriver extends EventEmitter
     return attempt(() => {
       if (this.#check('flush', 0, 0, options)) return Promise.resolve();
       return this.#admit('flush', 0, 0, async () => {
-        if (this.capabilities.canFlush) await this._flush(options);
+        if (this.capabilities.canFlush) await promised(this.name, 'flush', this._flush(options));
       });
     });
   }
@@ -261,7 +272,7 @@ export abstract class BlockDriver extends EventEmitter
     return attempt(() => {
       if (this.#check('discard', offset, length, options)) return Promise.resolve();
       if (!this.capabilities.canDiscard) return Promise.resolve();
-      return this.#admit('discard', offset, length, () => this.#withFua(options, (o) => this._discard(offset, length, o)));
+      return this.#admit('discard', offset, length, () => this.#withFua(options, (o) => promised(this.name, 'discard', this._discard(offset, length, o))));
     });
   }
 
@@ -283,7 +294,7 @@ export abstract class BlockDriver extends EventEmitter
       return this.#admit('writeZeroes', offset, length, async () => {
         if (!caps.canZero) return this.#emulateZeroes(offset, length, options);
         try {
-          await this.#withFua(options, (o) => this._writeZeroes(offset, length, o));
+          await this.#withFua(options, (o) => promised(this.name, 'writeZeroes', this._writeZeroes(offset, length, o)));
         } catch (err) {
           if (options.fastZero === true || !isBlockError(err) || err.code !== 'ENOTSUP') throw err;
           await this.#emulateZeroes(offset, length, options);
@@ -302,7 +313,7 @@ export abstract class BlockDriver extends EventEmitter
       if (this.#check('blockStatus', offset, length, options)) return Promise.resolve([]);
       if (!this.capabilities.canBlockStatus) return Promise.resolve([{ offset, length, zero: false, allocated: true }]);
       return this.#admit('blockStatus', offset, length, async () =>
-        normalizeExtents(await this._blockStatus(offset, length, options), offset, length, this.name),
+        normalizeExtents(await promised(this.name, 'blockStatus', this._blockStatus(offset, length, options)), offset, length, this.name),
       );
     });
   }
@@ -312,7 +323,7 @@ export abstract class BlockDriver extends EventEmitter
     return attempt(() => {
       if (this.#check('cache', offset, length, options)) return Promise.resolve();
       if (!this.capabilities.canCache) return Promise.resolve();
-      return this.#admit('cache', offset, length, () => this._cache(offset, length, options));
+      return this.#admit('cache', offset, length, () => promised(this.name, 'cache', this._cache(offset, length, options)));
     });
   }
 
@@ -497,7 +508,7 @@ export abstract class BlockDriver extends EventEmitter
   async #withFua<O extends IoOptions & { readonly fua?: boolean }>(options: O, run: (o: O) => Promise<void>): Promise<void> {
     if (options.fua !== true || this.capabilities.canFua) return run(options);
     await run({ ...options, fua: false });
-    if (this.capabilities.canFlush) await this._flush(options);
+    if (this.capabilities.canFlush) await promised(this.name, 'flush', this._flush(options));
   }
 
   async #emulateZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
@@ -507,9 +518,9 @@ export abstract class BlockDriver extends EventEmitter
     for (let done = 0; done < length; done += step) {
       // Zeroing a huge range by writing can take long: honour an abort between pieces.
       if (done > 0) this.#throwIfAborted('writeZeroes', offset, length, options);
-      await this._write(offset + done, zeros(Math.min(step, length - done)), fuaOff);
+      await promised(this.name, 'write', this._write(offset + done, zeros(Math.min(step, length - done)), fuaOff));
     }
-    if (options.fua === true && this.capabilities.canFlush) await this._flush(options);
+    if (options.fua === true && this.capabilities.canFlush) await promised(this.name, 'flush', this._flush(options));
   }
 
   async #doClose(): Promise<void> {
@@ -518,7 +529,7 @@ export abstract class BlockDriver extends EventEmitter
     // accepted request has settled (its callers' reactions may still be queued).
     if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
     try {
-      await this._close();
+      await promised(this.name, 'close', this._close());
     } catch (err) {
       throw toBlockError(err, { op: 'close', driver: this.name });
     } finally {

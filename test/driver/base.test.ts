@@ -252,3 +252,30 @@ describe('BlockDriver read buffers', () => {
     await d.close();
   });
 });
+
+describe('BlockDriver hooks that break the contract', () => {
+  /** A driver whose hooks forgot their `return` (plain JavaScript, or a cast). */
+  class Forgetful extends MemoryDriver {
+    protected override _read(): Promise<void> {
+      return undefined as unknown as Promise<void>;
+    }
+    protected override _write(): Promise<void> {
+      return undefined as unknown as Promise<void>;
+    }
+    protected override _flush(): Promise<void> {
+      return null as unknown as Promise<void>;
+    }
+  }
+
+  it('a hook that returns no promise fails the request with EIO, leaks no in-flight slot, and close() completes', async () => {
+    const d = new Forgetful({ size: 4096 });
+    for (const call of [() => d.read(0, 512), () => d.readInto(0, new Uint8Array(512)), () => d.write(0, new Uint8Array(512)), () => d.flush()]) {
+      let promise: Promise<unknown> | undefined;
+      expect(() => (promise = call())).not.toThrow();
+      await expect(promise).rejects.toMatchObject({ code: 'EIO', message: expect.stringContaining('not a promise') });
+    }
+    expect(d.inFlight).toBe(0);
+    await d.close();
+    expect(d.state).toBe('closed');
+  });
+});
