@@ -52,8 +52,13 @@ function invalid(message: string, details: Record<string, unknown> = {}): BlockE
   return new BlockError('EINVAL', `nbd: ${message}`, { details: { op: 'connect', ...details } });
 }
 
-function checkExportName(name: string): string {
+/** A UTF-16 surrogate without its pair: no UTF-8 encoding exists (TextEncoder would send U+FFFD, another name). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** An export name the protocol can carry: no NUL, valid UTF-8, at most 4096 bytes; EINVAL otherwise. */
+export function checkExportName(name: string): string {
   if (name.includes('\0')) throw invalid('export name must not contain NUL');
+  if (LONE_SURROGATE.test(name)) throw invalid('export name has a lone UTF-16 surrogate, which UTF-8 cannot encode');
   if (Buffer.byteLength(name, 'utf8') > MAX_NBD_STRING) throw invalid(`export name is longer than ${MAX_NBD_STRING} bytes`);
   return name;
 }

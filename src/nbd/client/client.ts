@@ -20,7 +20,7 @@ import {
   type WriteZeroesOptions,
 } from '../../types.js';
 import { Cmd, CmdFlag, Limits, TransmissionFlag } from '../protocol/index.js';
-import { formatNbdUri, resolveNbdAddress, type NbdAddress, type NbdAddressOptions } from './address.js';
+import { checkExportName, formatNbdUri, resolveNbdAddress, type NbdAddress, type NbdAddressOptions } from './address.js';
 import type { NegotiatedExport } from './negotiate.js';
 import { resolveClientOptions, type NbdClientOptions, type ResolvedClientOptions } from './options.js';
 import { ConnectionPool, type PoolEvents } from './pool.js';
@@ -76,11 +76,11 @@ export class NbdClient extends BlockDriver {
   readonly #closeTimeout: number;
   #seq = 0;
 
-  private constructor(options: ResolvedClientOptions, address: NbdAddress, pool: ConnectionPool, negotiated: NegotiatedExport) {
+  private constructor(options: ResolvedClientOptions, address: NbdAddress, uri: string, pool: ConnectionPool, negotiated: NegotiatedExport) {
     super({ name: options.name ?? 'nbd' });
     this.#pool = pool;
     this.#negotiated = negotiated;
-    this.#uri = formatNbdUri(address);
+    this.#uri = uri;
     this.#tls = address.tls === true;
     this.#exportName = address.exportName;
     this.#closeTimeout = options.closeTimeout;
@@ -105,7 +105,9 @@ export class NbdClient extends BlockDriver {
     const resolved = resolveClientOptions(options);
     const parsed = resolveNbdAddress(target);
     const secure = resolved.tls !== undefined || parsed.tls === true;
-    const address: NbdAddress = { ...parsed, exportName: resolved.exportName ?? parsed.exportName, ...(secure ? { tls: true } : {}) };
+    const address: NbdAddress = { ...parsed, exportName: checkExportName(resolved.exportName ?? parsed.exportName), ...(secure ? { tls: true } : {}) };
+    // Everything that can refuse the address does so before a socket opens.
+    const uri = formatNbdUri(address);
     const pool = new ConnectionPool(
       {
         address,
@@ -120,7 +122,7 @@ export class NbdClient extends BlockDriver {
       resolved,
     );
     const negotiated = await pool.start();
-    return new NbdClient(resolved, address, pool, negotiated);
+    return new NbdClient(resolved, address, uri, pool, negotiated);
   }
 
   get size(): number {

@@ -150,7 +150,12 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
     // Other reply kinds to GO are meaningless; the spec tells clients to ignore what they do not know.
   }
   if (size === undefined) throw violation('NBD_OPT_GO succeeded without NBD_INFO_EXPORT');
-  return { size: checkSize(size), transmissionFlags, replyMode, metaContextId, blockSizes: checkBlockSizes(blockSizes, size), usedGo: true };
+  const checked = checkBlockSizes(blockSizes);
+  // The spec only asks (SHOULD) that the size be a multiple of the minimum block size; the tail
+  // beyond the last whole block cannot be reached by an aligned request, so the device ends
+  // before it, as qemu's does (nbdinfo and qemu-io open such exports too).
+  const usable = checked === undefined ? checkSize(size) : checkSize(size) - (size % checked.minimum);
+  return { size: usable, transmissionFlags, replyMode, metaContextId, blockSizes: checked, usedGo: true };
 }
 
 async function exportNameFallback(
@@ -224,7 +229,7 @@ function checkSize(size: number): number {
 
 const isPowerOfTwo = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
 
-function checkBlockSizes(b: NbdBlockSizes | undefined, size: number): NbdBlockSizes | undefined {
+function checkBlockSizes(b: NbdBlockSizes | undefined): NbdBlockSizes | undefined {
   if (b === undefined) return undefined;
   const { minimum, preferred, maximum } = b;
   if (!isPowerOfTwo(minimum) || minimum > 65536) throw violation(`minimum block size ${minimum} is not a power of two up to 64 KiB`);
@@ -234,9 +239,6 @@ function checkBlockSizes(b: NbdBlockSizes | undefined, size: number): NbdBlockSi
   if (maximum < preferred || (maximum !== 0xffffffff && maximum % minimum !== 0)) {
     throw violation(`maximum block size ${maximum} is below the preferred size or not a multiple of the minimum`);
   }
-  // The tail of an export that is not a multiple of the minimum could never be addressed: every
-  // request is aligned to the minimum. (qemu 7.2 opens such an export and reads the partial tail.)
-  if (size % minimum !== 0) throw violation(`export size ${size} is not a multiple of the minimum block size ${minimum}`);
   return b;
 }
 

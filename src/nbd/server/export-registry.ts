@@ -113,7 +113,9 @@ export class ExportRegistry {
     if (!Number.isSafeInteger(driver.size) || driver.size < 0) {
       throw new BlockError('EINVAL', `export ${JSON.stringify(name)}: driver size ${driver.size} is not a safe integer`);
     }
-    // Clients (qemu among them) refuse an export whose size is not a multiple of its minimum block.
+    // The spec asks for a size that is a multiple of the minimum block (its tail could not be
+    // reached by aligned requests; clients such as qemu and ours cut it off), and so does the
+    // driver contract: a driver that breaks it is refused rather than served short.
     const { minimum } = blockSizes(driver.limits, 2 ** 31);
     if (driver.size % minimum !== 0) {
       throw new BlockError('EINVAL', `export ${JSON.stringify(name)}: size ${driver.size} is not a multiple of the minimum block size ${minimum}`);

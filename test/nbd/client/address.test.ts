@@ -108,3 +108,38 @@ describe('NBD URI parsing', () => {
     }
   });
 });
+
+describe('export names UTF-8 cannot encode', () => {
+  const lone = ['disk\ud800', '\udc00', 'a\udfffb', '\ud800\ud800'];
+
+  it('are refused with EINVAL in options and URIs; well-formed pairs are fine', () => {
+    for (const name of lone) {
+      expect(() => resolveNbdAddress({ path: '/s', exportName: name }), JSON.stringify(name)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+      expect(() => parseNbdUri(`nbd+unix:///${encodeURIComponent('x')}${name}?socket=/s`), JSON.stringify(name)).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    }
+    expect(resolveNbdAddress({ path: '/s', exportName: 'disk\ud83d\ude00' }).exportName).toBe('disk😀');
+  });
+
+  it('NbdClient.connect refuses one given as an option before opening a socket (a server must never see U+FFFD instead)', async () => {
+    const { createServer } = await import('node:net');
+    const { tmpSocketPath } = await import('../../helpers/peers.js');
+    const { NbdClient } = await import('../../../src/nbd/client/index.js');
+    const socket = tmpSocketPath();
+    let connections = 0;
+    const server = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => server.listen(socket.path, r));
+    try {
+      for (const target of [{ path: socket.path, exportName: 'disk\ud800' }, `nbd+unix:///?socket=${socket.path}`]) {
+        const options = typeof target === 'string' ? { exportName: 'disk\ud800' } : {};
+        await expect(NbdClient.connect(target, options)).rejects.toMatchObject({ code: 'EINVAL' });
+      }
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((r) => server.close(r));
+      socket.remove();
+    }
+  });
+});

@@ -99,6 +99,16 @@ describe.skipIf(!nbdkit)('NbdClient with nbdkit', () => {
     await expect(client.read(100, 512)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
+  it('an export whose size is not a multiple of the minimum block size opens, ending at its last whole block (as qemu)', async () => {
+    const s = await serve(['--filter=blocksize-policy', '--filter=truncate', 'memory', '2M', 'truncate=1000001', 'blocksize-minimum=512', 'blocksize-error-policy=error']);
+    client = await NbdClient.connect(s.uri);
+    expect(client.size).toBe(1000001 - (1000001 % 512));
+    const tail = patternBytes(512, 4);
+    await client.write(client.size - 512, tail);
+    expectSameBytes(await client.read(client.size - 512, 512), tail);
+    await expect(client.read(client.size, 512)).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+
   it('WRITE_ZEROES and TRIM beyond 4 GiB are cut into aligned pieces below 2^32 with compact headers', async () => {
     const dir = tmpDir('bgc-');
     const log = join(dir.path, 'log');
