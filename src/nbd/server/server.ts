@@ -268,6 +268,8 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
     } finally {
       signal?.removeEventListener('abort', dropAll);
     }
+    // Every connection is gone: the idle buffers kept for them (up to 2 × maxPayload) go too.
+    this.#host.pool.close();
     this.emit('close');
   }
 

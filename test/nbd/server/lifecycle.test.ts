@@ -290,6 +290,27 @@ describe('NBD server lifecycle', () => {
     }
   });
 
+  it('close() lets go of the idle buffers kept for reuse (up to 2 × maxPayload)', async () => {
+    const pools: BufferPool[] = [];
+    const take = BufferPool.prototype.take;
+    const takeSpy = vi.spyOn(BufferPool.prototype, 'take').mockImplementation(function (this: BufferPool, length: number) {
+      if (!pools.includes(this)) pools.push(this);
+      return take.call(this, length);
+    });
+    try {
+      scope.fixture = await startServer({ exports: { rw: new MemoryDriver({ size: 4 << 20 }) } });
+      const c = await connect('rw');
+      const payload = new Uint8Array(1 << 20).fill(3);
+      for (let i = 0; i < 4; i++) expect((await c.write(i << 20, payload)).error).toBe(0);
+      expect(pools.some((p) => p.idleBytes > 0), 'the payloads went back to the pool').toBe(true);
+      c.socket.destroy();
+      await scope.fixture.server.close();
+      expect(pools.map((p) => p.idleBytes)).toEqual(pools.map(() => 0));
+    } finally {
+      takeSpy.mockRestore();
+    }
+  });
+
   it('a sparse READ on a driver that reports zeros at a finer grain than its minimum block size is read in aligned pieces', async () => {
     /** Minimum block 4096; block status in 512-byte runs (the contract allows any grain). */
     class FineGrained extends FilterDriver {
