@@ -77,6 +77,8 @@ export class ConnectionPool implements ConnectionHost {
   #failFast = false;
   /** A `disconnected` was emitted and not yet followed by `reconnected`. */
   #outage = false;
+  /** Connections made by reconnecting (see #replay: a loss counts only after a new one). */
+  #connectionsMade = 0;
   #closing = false;
   readonly #stopReconnect = new AbortController();
   /** Reconnect loops waiting out a backoff: closing wakes them. */
@@ -189,24 +191,32 @@ export class ConnectionPool implements ConnectionHost {
       this.#emit('disconnected', { error });
     }
     if (!this.#slots.some((s) => s.usable)) this.#startHold();
-    for (const req of unanswered) this.#replay(req);
+    for (const req of unanswered) this.#replay(req, false);
     this.#startReconnect();
   }
 
   requestRefusedByShutdown(_connection: NbdConnection, request: NbdRequest): void {
     if (!this.#slots.some((s) => s.usable)) this.#startHold();
-    this.#replay(request);
+    // Refused by a live connection: always counts, or a server that keeps refusing would loop.
+    this.#replay(request, true);
   }
 
   /**
    * Sends a request again after its connection failed it, unless it has used up its replays or
    * its time: a server that breaks every connection must not keep requests pending for ever.
    */
-  #replay(req: NbdRequest): void {
+  #replay(req: NbdRequest, counts: boolean): void {
     const limit = this.#options.replayLimit;
-    if (req.sends > limit) {
+    // When the server goes away, every connection dies, but each still looks usable until its own
+    // close event: a request replayed onto a sibling that was already dying is lost again in the
+    // same outage. Such a loss counts only if a connection was made since the request's last loss
+    // — each counted loss then needs a new connection, and the uncounted ones are bounded by the
+    // connections that existed.
+    if (counts || req.lostAt !== this.#connectionsMade) req.losses++;
+    req.lostAt = this.#connectionsMade;
+    if (req.losses > limit) {
       req.reject(
-        new BlockError('EIO', `nbd: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.sends - 1} times (replayLimit ${limit})`, {
+        new BlockError('EIO', `nbd: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.losses - 1} times (replayLimit ${limit})`, {
           details: { op: req.op, offset: req.offset, length: req.length },
         }),
       );
@@ -394,6 +404,7 @@ export class ConnectionPool implements ConnectionHost {
         continue;
       }
       slot.conn = conn;
+      this.#connectionsMade++;
       this.#connectionBack();
       if (this.#outage && this.#slots.every((s) => s.usable)) {
         this.#outage = false;

@@ -46,6 +46,10 @@ export class NbdRequest {
   #settled = false;
   /** Times it was sent, the first included. */
   sends = 0;
+  /** Losses counted against `replayLimit` (see ConnectionPool's replay). */
+  losses = 0;
+  /** The pool's count of connections made when this request was last lost; -1 before any loss. */
+  lostAt = -1;
   /** When it was first sent (performance.now() ms): the request timeout runs from here. */
   firstSentAt = 0;
 

@@ -109,6 +109,43 @@ describe('replay limits', () => {
     expect(scripted.requests.filter((r) => r.type === Cmd.READ)).toHaveLength(3);
   });
 
+  it('one server restart under 4 connections costs no request its replays: hops between connections dying in the same outage do not count', async () => {
+    const { NbdServer } = await import('../../../src/nbd/server/index.js');
+    const { MemoryDriver } = await import('../../../src/drivers/memory.js');
+    const driver = new MemoryDriver({ size: 8 << 20 });
+    let server = new NbdServer();
+    server.addExport('', driver);
+    const { port } = await server.listen({ port: 0, host: '127.0.0.1' });
+    const restart = async (): Promise<void> => {
+      await server.destroy();
+      await sleep(3);
+      server = new NbdServer();
+      server.addExport('', driver);
+      await server.listen({ port, host: '127.0.0.1' });
+    };
+    try {
+      client = await NbdClient.connect({ host: '127.0.0.1', port }, { connections: 4, reconnectDelay: 10_000, backoff: { initialDelay: 2 } });
+      const c = client;
+      expect(c.info.connections).toBe(4);
+      const failures: string[] = [];
+      for (let round = 0; round < 10; round++) {
+        const requests = Array.from({ length: 16 }, (_, j) =>
+          j % 2 === 1 ? c.write((j % 8) << 20, patternBytes(256 * 1024, round * 16 + j)) : c.read((j % 8) << 20, 256 * 1024),
+        );
+        await sleep(0);
+        await restart();
+        for (const r of await Promise.allSettled(requests)) if (r.status === 'rejected') failures.push(String((r.reason as Error).message));
+        expect(await eventually(() => c.liveConnections === 4, 5000), `round ${round}: all 4 connections back`).toBe(true);
+      }
+      expect(failures).toEqual([]);
+    } finally {
+      await client?.close();
+      client = undefined;
+      await server.destroy();
+      await driver.close();
+    }
+  });
+
   it('on a server that never answers, every request in flight fails with ETIMEDOUT about requestTimeout after its submission', async () => {
     scripted = await startScriptedServer({ structured: true, onRequest: (req) => req.type === Cmd.READ });
     client = await NbdClient.connect(scripted.uri, { requestTimeout: 150, reconnectDelay: 10_000, backoff: { initialDelay: 5, maxDelay: 5 } });
