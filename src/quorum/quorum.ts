@@ -61,7 +61,7 @@ export class Quorum extends BlockDriver {
   readonly #pool = new BufferPool();
   #members: readonly QuorumChild[];
   #drivers: readonly BlockDriver[];
-  /** Settles when the child being added has joined (see addChild); undefined when none is. */
+  /** Joins, one at a time, and the writes held while one runs (see addChild). */
   readonly #joins = new JoinQueue();
   #nextName = 0;
   #turn = 0;
