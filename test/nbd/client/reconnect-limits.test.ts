@@ -115,7 +115,9 @@ describe('replay limits', () => {
     const driver = new MemoryDriver({ size: 8 << 20 });
     let server = new NbdServer();
     server.addExport('', driver);
-    const { port } = await server.listen({ port: 0, host: '127.0.0.1' });
+    const bound = await server.listen({ port: 0, host: '127.0.0.1' });
+    if (typeof bound === 'string') throw new Error('expected a TCP address');
+    const { port } = bound;
     const restart = async (): Promise<void> => {
       await server.destroy();
       await sleep(3);
