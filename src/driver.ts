@@ -402,13 +402,7 @@ export abstract class BlockDriver extends EventEmitter
         details: { op, offset, length, driver: this.name },
       });
     }
-    if (options?.signal?.aborted) {
-      const code = abortCode(options.signal);
-      throw new BlockError(code, `${this.name}: ${op} ${code === 'ETIMEDOUT' ? 'timed out' : 'aborted'} before it started`, {
-        cause: options.signal.reason,
-        details: { op, offset, length, driver: this.name },
-      });
-    }
+    if (options !== undefined) this.#throwIfAborted(op, offset, length, options, ' before it started');
     const fail = (code: BlockErrorCode, why: string): never => {
       throw new BlockError(code, `${this.name}: ${op} ${why}`, { details: { op, offset, length, driver: this.name } });
     };
@@ -438,10 +432,10 @@ export abstract class BlockDriver extends EventEmitter
     return Math.max(minBlockSize, maxTransfer - (maxTransfer % minBlockSize));
   }
 
-  #throwIfAborted(op: Op, offset: number, length: number, options: IoOptions): void {
+  #throwIfAborted(op: Op, offset: number, length: number, options: IoOptions, when = ''): void {
     if (options.signal?.aborted !== true) return;
     const code = abortCode(options.signal);
-    throw new BlockError(code, `${this.name}: ${op} ${code === 'ETIMEDOUT' ? 'timed out' : 'aborted'}`, {
+    throw new BlockError(code, `${this.name}: ${op} ${code === 'ETIMEDOUT' ? 'timed out' : 'aborted'}${when}`, {
       cause: options.signal.reason,
       details: { op, offset, length, driver: this.name },
     });

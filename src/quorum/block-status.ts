@@ -31,7 +31,8 @@ export async function blockStatusOf(
   const pending = kids.map((c, i) => issueBlockStatus(c, offset, length, options, answers, i));
   const errors = await settleAll(kids, pending);
   // Children of finer block sizes than the quorum's meet at boundaries the quorum cannot address.
-  if (errors === undefined) return withinRequest(alignExtents(mergeBlockStatus(answers, offset), minBlockSize), offset + length);
+  // (The base class cuts the answer at the request's end, which may be an unaligned device end.)
+  if (errors === undefined) return alignExtents(mergeBlockStatus(answers, offset), minBlockSize);
   if (options.signal?.aborted === true) throw readAborted(quorum, offset, length, options.signal);
   errors.forEach((e, i) => {
     if (e !== undefined) reporter.reportBad(kids[i], 'read', offset, length, e);
@@ -41,13 +42,6 @@ export async function blockStatusOf(
     throw tooFewSucceeded({ quorum, op: 'blockStatus', offset, length, children: kids, errors }, code, 1);
   }
   return [{ offset, length, zero: false, allocated: true }];
-}
-
-/** Cuts an answer at the request's end (an unaligned device end is the one unaligned boundary allowed). */
-function withinRequest(extents: BlockExtent[], end: number): BlockExtent[] {
-  const last = extents[extents.length - 1];
-  if (last !== undefined && last.offset + last.length > end) extents[extents.length - 1] = { ...last, length: end - last.offset };
-  return extents;
 }
 
 /**

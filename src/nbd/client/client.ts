@@ -20,7 +20,7 @@ import {
   type WriteZeroesOptions,
 } from '../../types.js';
 import { Cmd, CmdFlag, Limits, TransmissionFlag } from '../protocol/index.js';
-import { checkExportName, formatNbdUri, resolveNbdAddress, type NbdAddress, type NbdAddressOptions } from './address.js';
+import { formatNbdUri, resolveNbdAddress, type NbdAddress, type NbdAddressOptions } from './address.js';
 import type { NegotiatedExport } from './negotiate.js';
 import { resolveClientOptions, type NbdClientOptions, type ResolvedClientOptions } from './options.js';
 import { ConnectionPool, type PoolEvents } from './pool.js';
@@ -105,7 +105,7 @@ export class NbdClient extends BlockDriver {
     const resolved = resolveClientOptions(options);
     const parsed = resolveNbdAddress(target);
     const secure = resolved.tls !== undefined || parsed.tls === true;
-    const address: NbdAddress = { ...parsed, exportName: checkExportName(resolved.exportName ?? parsed.exportName), ...(secure ? { tls: true } : {}) };
+    const address: NbdAddress = { ...parsed, exportName: resolved.exportName ?? parsed.exportName, ...(secure ? { tls: true } : {}) };
     // Everything that can refuse the address does so before a socket opens.
     const uri = formatNbdUri(address);
     const pool = new ConnectionPool(

@@ -3,6 +3,7 @@
  */
 import { MAX_TIMER_MS } from '../../timer-limit.js';
 import type { BlockDriverOptions } from '../../driver.js';
+import { checkExportName } from './address.js';
 import { resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import { checkClientTlsOptions, type NbdClientTlsOptions } from './tls.js';
 
@@ -104,6 +105,7 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
   const replayLimit = options.replayLimit ?? 3;
   if (!Number.isInteger(replayLimit) || replayLimit < 0) throw new RangeError(`replayLimit must be an integer ≥ 0, got ${replayLimit}`);
   if (options.exportName !== undefined && typeof options.exportName !== 'string') throw new TypeError('exportName must be a string');
+  if (options.exportName !== undefined) checkExportName(options.exportName);
   if (options.tls !== undefined) checkClientTlsOptions(options.tls);
   return {
     name: options.name,
