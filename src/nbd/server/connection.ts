@@ -253,6 +253,10 @@ export class NbdConnection implements ExportUser {
       if (this.#phase === UPGRADING) this.#fail(new BlockError('EIO', 'connection closed during the TLS handshake'));
       else if (this.#phase === ENDING) this.#finalize();
     });
+    // TLS takes over the raw socket's reads, so its 'end' never reaches us. Not half-open during
+    // the handshake, the TLS socket answers a client's end with ours, and the close that follows
+    // fails the handshake at once instead of at its timeout.
+    raw.allowHalfOpen = false;
     const upgrade = (): void => {
       upgradeToTls(raw, tls.serverOptions).then(
         (secure: TLSSocket) => {
@@ -260,6 +264,8 @@ export class NbdConnection implements ExportUser {
             secure.destroy();
             return;
           }
+          // Half-open again, as plain connections are: a client's end must not cut off the replies it awaits.
+          secure.allowHalfOpen = true;
           this.#socket = secure;
           this.#tls = true;
           this.#negotiator.tlsStarted();

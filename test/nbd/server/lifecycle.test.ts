@@ -15,6 +15,7 @@ import { sleep } from '../../helpers/peers.js';
 import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
 import { GateDriver } from './test-drivers.js';
+import { pskCipherList } from '../../../src/nbd/tls-common.js';
 
 const scope = serverScope();
 
@@ -164,6 +165,33 @@ describe('NBD server lifecycle', () => {
     gate.release();
     expect((await write).error).toBe(0);
     await c.closed;
+  });
+
+  it('a client that ends its side after its requests still gets every reply, over plain TCP and over TLS', async () => {
+    const psk = Buffer.alloc(32, 7);
+    const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
+    scope.fixture = await startServer({ exports: { '': gate }, tls: { psk: new Map([['alice', psk]]), required: false } });
+    for (const secure of [false, true]) {
+      const plain = await RawClient.connect(scope.fixture.port);
+      scope.clients.push(plain);
+      await plain.start();
+      const c = secure ? await plain.startTls({ pskCallback: () => ({ psk, identity: 'alice' }), ciphers: pskCipherList(), checkServerIdentity: () => undefined }) : plain;
+      if (secure) scope.clients.push(c);
+      await c.go('');
+      const data = new Uint8Array(65536).fill(secure ? 2 : 1);
+      const write = c.write(131072, data);
+      const reads = [c.read(131072 + 65536, 65536), c.read(65536, 4096)];
+      await gate.whenHeld(3);
+      c.socket.end();
+      await sleep(30);
+      gate.release();
+      expect((await write).error).toBe(0);
+      const [first, second] = await Promise.all(reads);
+      expect(first.error).toBe(0);
+      expect(second.error).toBe(0);
+      expect(second.data).toEqual(Buffer.alloc(4096));
+      await c.closed;
+    }
   });
 
   it('serves many scope.clients at once, each on its own region', async () => {
@@ -401,7 +429,7 @@ describe('NBD server lifecycle', () => {
       const c = await RawClient.connect((plain.address() as AddressInfo).port);
       scope.clients.push(c);
       await c.start();
-      await c.go('', { structured: true });
+      await c.go('');
       const data = new Uint8Array(300_000).map((_, i) => i % 251);
       expect((await c.write(5, data)).error).toBe(0);
       expect(Buffer.from((await c.read(5, data.length)).data).equals(Buffer.from(data))).toBe(true);

@@ -293,6 +293,19 @@ describe('NBD server negotiation', () => {
     expect(scope.fixture!.server.connectionCount).toBe(0);
   });
 
+  it('lets a client that ends right after the STARTTLS ACK go at once, not at the handshake timeout', async () => {
+    const psk = new Map([['alice', Buffer.alloc(32, 7)]]);
+    const c = await client({ tls: { psk, handshakeTimeoutMs: 60_000 }, negotiationTimeoutMs: 60_000 });
+    await c.start();
+    expect((await c.option(encodeOption(Opt.STARTTLS))).at(-1)).toEqual({ kind: 'ack', option: Opt.STARTTLS });
+    c.socket.end();
+    // Either timeout would take a minute; the connection must be gone long before.
+    const gone = await Promise.race([c.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+    expect(gone).toBe(true);
+    for (let i = 0; i < 40 && scope.fixture!.server.connectionCount > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(scope.fixture!.server.connectionCount).toBe(0);
+  });
+
   it('drops a client that does not finish negotiating in time', async () => {
     const c = await client({ negotiationTimeoutMs: 200 });
     await c.start();

@@ -4,6 +4,7 @@
  * library's NbdClient: it trusts nothing and hides nothing, so tests see exactly what the server sent.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import {
   ClientFlag,
   Cmd,
@@ -67,7 +68,7 @@ export function encodeWideRequestHeader(extended: boolean, type: number, flags: 
 
 export class RawClient {
   readonly socket: Socket;
-  readonly #optionParser = new OptionReplyParser();
+  readonly #optionParser: OptionReplyParser;
   #replyParser: ReplyParser | undefined;
   #waiters: (() => void)[] = [];
   readonly #pending = new Map<string, Pending>();
@@ -80,8 +81,10 @@ export class RawClient {
   contextId: number | undefined;
   readonly closed: Promise<void>;
 
-  private constructor(socket: Socket) {
+  /** `parser`: the handshake parser to go on with (after STARTTLS, past the greeting). */
+  private constructor(socket: Socket, parser = new OptionReplyParser()) {
     this.socket = socket;
+    this.#optionParser = parser;
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => {
@@ -141,6 +144,17 @@ export class RawClient {
       if (m.reply.kind === 'ack' && m.reply.option === Opt.EXTENDED_HEADERS) this.extended = true;
       if (m.reply.kind === 'ack' || m.reply.kind === 'error') return replies;
     }
+  }
+
+  /** Sends STARTTLS and returns a client over the TLS connection that follows its ACK. */
+  async startTls(options: ConnectionOptions): Promise<RawClient> {
+    const r = await this.option(encodeOption(Opt.STARTTLS));
+    if (r.at(-1)?.kind !== 'ack') throw new Error(`STARTTLS refused: ${JSON.stringify(r.at(-1))}`);
+    return new Promise((resolve, reject) => {
+      const secure = tlsConnect({ ...options, socket: this.socket });
+      secure.once('secureConnect', () => resolve(new RawClient(secure, this.#optionParser)));
+      secure.once('error', reject);
+    });
   }
 
   /** Negotiates and enters transmission with NBD_OPT_GO. Throws on an error reply. */
