@@ -60,6 +60,30 @@ const DEFAULT_CHUNK = 64 * 1024;
 const MAX_EXTENTS = 4096;
 /** Longest view of zeros lent for a never-written range (longer runs are lent as several views). */
 const MAX_ZERO_VIEW = 1024 * 1024;
+/**
+ * Adopted memory is copied out once this driver uses no more than this share of its buffer (and
+ * a write using no more is copied, not adopted): a kept 64 KiB view holds its whole ArrayBuffer
+ * alive, and a shared 32 MiB write whose chunks were mostly discarded would pin all of it.
+ */
+const MIN_USED_SHARE = 4;
+/** Past this many recorded ranges, a buffer's record is rebuilt from the chunks it still has. */
+const MAX_RANGES = 64;
+
+/** What this driver still uses of one adopted buffer. */
+interface BufferUse {
+  readonly buffer: ArrayBufferLike;
+  /** Chunks that are views of it. */
+  live: number;
+  /**
+   * Where they may be: pairs of first chunk index and count, from every adoption (some stale), in
+   * the first `rangeEnd` slots. Emptied by resetting `rangeEnd`: truncating the array would free
+   * its storage, and a pooled buffer needs it again on its next write.
+   */
+  ranges: number[];
+  rangeEnd: number;
+  /** Waiting in the list of buffers to copy out. */
+  queued: boolean;
+}
 
 /**
  * A sparse in-memory disk, zero-filled at creation. Discard always frees whole chunks it covers
@@ -74,11 +98,20 @@ export class MemoryDriver extends BlockDriver {
   readonly #lent = new Map<Uint8Array, number>();
   /**
    * The chunks that are views of an immutable write's data (never changed in place), by index, each
-   * with the ArrayBuffer it views. By index, not by chunk: hashing a number is free, while every new
-   * view would first need an identity hash. With the buffer: replacing a run of adopted chunks
-   * compares buffers without asking each view for its own (a getter call per chunk).
+   * with the record of the ArrayBuffer it views. By index, not by chunk: hashing a number is free,
+   * while every new view would first need an identity hash. With the record: replacing a run of
+   * adopted chunks compares records without asking each view for its buffer (a getter call per
+   * chunk), and letting chunks go needs no lookup of their buffer's record.
    */
-  readonly #adopted: ChunkTable<ArrayBufferLike>;
+  readonly #adopted: ChunkTable<BufferUse>;
+  /**
+   * Per adopted buffer, what this driver uses of it (see MIN_USED_SHARE). Weak, and a record is
+   * kept when its count falls to zero: a pooled buffer comes back for the next write, and its
+   * record then costs nothing to allocate.
+   */
+  #uses = new WeakMap<ArrayBufferLike, BufferUse>();
+  /** Buffers now used too little, copied out at the end of the request that let their chunks go. */
+  readonly #sparse: BufferUse[] = [];
   /** Lent for unallocated ranges; never written. */
   #zeros: Uint8Array | undefined;
   readonly #caps: BlockCapabilities;
@@ -145,8 +178,13 @@ export class MemoryDriver extends BlockDriver {
 
   protected override _write(offset: number, data: Uint8Array, options: WriteOptions): Promise<void> {
     const cs = this.#chunkSize;
-    const adopt = options.immutable === true;
-    if (adopt && offset % cs === 0 && data.length % cs === 0) return this.#adoptWhole(offset, data);
+    let adopt = false;
+    if (options.immutable === true) {
+      const buffer = data.buffer;
+      if (offset % cs === 0 && data.length % cs === 0) {
+        if (data.length * MIN_USED_SHARE > buffer.byteLength) return this.#adoptWhole(offset, data, buffer);
+      } else adopt = this.#worthAdopting(offset, data.length, buffer);
+    }
     // The common case — every chunk exists and none is frozen — needs no preparation (and no
     // per-request allocation on the hot path of small writes).
     if (adopt || !this.#writable(offset, data.length)) {
@@ -171,6 +209,7 @@ export class MemoryDriver extends BlockDriver {
       }
       pos += n;
     }
+    this.#copySparse();
     return Promise.resolve();
   }
 
@@ -178,7 +217,7 @@ export class MemoryDriver extends BlockDriver {
    * An immutable write of whole chunks: every chunk becomes a view of `data`, nothing is copied or
    * allocated but the views. Holds are taken and given back per buffer, not per chunk.
    */
-  #adoptWhole(offset: number, data: Uint8Array): Promise<void> {
+  #adoptWhole(offset: number, data: Uint8Array, buffer: ArrayBufferLike): Promise<void> {
     const cs = this.#chunkSize;
     const count = data.length / cs;
     const first = offset / cs;
@@ -186,29 +225,31 @@ export class MemoryDriver extends BlockDriver {
     const views = chunkViews(data, cs);
     const chunks = this.#chunks;
     const adopted = this.#adopted;
-    const dataBuffer = data.buffer;
+    const use = this.#useOf(buffer);
     // Runs of replaced chunks from one buffer are let go with one call.
     let run: Uint8Array | undefined;
-    let runBuffer: ArrayBufferLike | undefined;
+    let runUse: BufferUse | undefined;
     let runLength = 0;
     for (let k = 0; k < count; k++) {
       const index = first + k;
       const old = chunks.get(index);
       chunks.set(index, views[k]);
       // Only a chunk that was adopted holds memory of someone else's to let go of.
-      const buffer = adopted.get(index);
-      adopted.set(index, dataBuffer);
-      if (buffer === undefined) continue;
-      if (buffer === runBuffer) {
+      const prior = adopted.get(index);
+      adopted.set(index, use);
+      if (prior === undefined) continue;
+      if (prior === runUse) {
         runLength++;
         continue;
       }
-      if (run !== undefined) releaseBuffer(run, runLength);
+      if (run !== undefined) this.#letGo(run, runUse!, runLength);
       run = old;
-      runBuffer = buffer;
+      runUse = prior;
       runLength = 1;
     }
-    if (run !== undefined) releaseBuffer(run, runLength);
+    if (run !== undefined) this.#letGo(run, runUse!, runLength);
+    this.#used(use, first, count);
+    this.#copySparse();
     return Promise.resolve();
   }
 
@@ -307,6 +348,8 @@ export class MemoryDriver extends BlockDriver {
   protected override _close(): Promise<void> {
     for (const [i, chunk] of this.#chunks.entries()) if (this.#adopted.has(i)) releaseBuffer(chunk);
     this.#adopted.clear();
+    this.#uses = new WeakMap();
+    this.#sparse.length = 0;
     this.#chunks.clear();
     return Promise.resolve();
   }
@@ -315,18 +358,117 @@ export class MemoryDriver extends BlockDriver {
   #install(index: number, chunk: Uint8Array, adopted = false): void {
     const old = this.#chunks.get(index);
     this.#chunks.set(index, chunk);
-    const wasAdopted = this.#adopted.has(index);
-    if (adopted) this.#adopted.set(index, chunk.buffer);
-    else if (wasAdopted) this.#adopted.delete(index);
-    if (old !== undefined && wasAdopted) releaseBuffer(old);
+    const oldUse = this.#adopted.get(index);
+    if (adopted) {
+      const use = this.#useOf(chunk.buffer);
+      this.#adopted.set(index, use);
+      this.#used(use, index, 1);
+    } else if (oldUse !== undefined) this.#adopted.delete(index);
+    if (old !== undefined && oldUse !== undefined) this.#letGo(old, oldUse, 1);
   }
 
   #remove(index: number): void {
     const old = this.#chunks.get(index);
     if (old === undefined) return;
     this.#chunks.delete(index);
+    const use = this.#adopted.get(index);
+    if (use === undefined) return;
+    this.#adopted.delete(index);
     // Ends this driver's hold on an adopted chunk (leases may still hold it).
-    if (this.#adopted.delete(index)) releaseBuffer(old);
+    this.#letGo(old, use, 1);
+  }
+
+  /** An immutable write would keep enough of its buffer as whole chunks (see MIN_USED_SHARE). */
+  #worthAdopting(offset: number, length: number, buffer: ArrayBufferLike): boolean {
+    const cs = this.#chunkSize;
+    const whole = Math.floor((offset + length) / cs) - Math.ceil(offset / cs);
+    return whole > 0 && whole * cs * MIN_USED_SHARE > buffer.byteLength;
+  }
+
+  /** This driver's record of `buffer`, made on first use. */
+  #useOf(buffer: ArrayBufferLike): BufferUse {
+    let use = this.#uses.get(buffer);
+    if (use === undefined) this.#uses.set(buffer, (use = { buffer, live: 0, ranges: [], rangeEnd: 0, queued: false }));
+    return use;
+  }
+
+  /** Records `count` chunks from `first` on as views of the record's buffer. */
+  #used(use: BufferUse, first: number, count: number): void {
+    use.live += count;
+    const r = use.ranges;
+    const end = use.rangeEnd;
+    // Consecutive chunk-sized writes from one buffer extend one range.
+    if (end > 0 && r[end - 2]! + r[end - 1]! === first) {
+      r[end - 1]! += count;
+      return;
+    }
+    r[end] = first;
+    r[end + 1] = count;
+    use.rangeEnd = end + 2;
+    if (use.rangeEnd > 2 * MAX_RANGES) {
+      use.ranges = this.#rangesOf(use);
+      use.rangeEnd = use.ranges.length;
+    }
+  }
+
+  /** Ends the holds of `count` chunks that viewed the record's buffer (`chunk` is one of them). */
+  #letGo(chunk: Uint8Array, use: BufferUse, count: number): void {
+    releaseBuffer(chunk, count);
+    use.live -= count;
+    if (use.live <= 0) {
+      use.live = 0;
+      use.rangeEnd = 0;
+    } else if (!use.queued && use.live * this.#chunkSize * MIN_USED_SHARE <= use.buffer.byteLength) {
+      use.queued = true;
+      this.#sparse.push(use);
+    }
+  }
+
+  /** The recorded ranges cut down to the chunks that still view the record's buffer. */
+  #rangesOf(use: BufferUse): number[] {
+    const ranges = use.ranges;
+    const seen = new Set<number>();
+    for (let k = 0; k < use.rangeEnd; k += 2) {
+      for (let i = ranges[k]!; i < ranges[k]! + ranges[k + 1]!; i++) if (this.#adopted.get(i) === use) seen.add(i);
+    }
+    const out: number[] = [];
+    for (const i of [...seen].sort((a, b) => a - b)) {
+      if (out.length > 0 && out[out.length - 2]! + out[out.length - 1]! === i) out[out.length - 1]!++;
+      else out.push(i, 1);
+    }
+    return out;
+  }
+
+  /**
+   * Copies out the chunks of buffers this driver now uses too little of (see MIN_USED_SHARE), so
+   * their memory can go. Best effort: without memory for the copies, the views stay (still valid).
+   */
+  #copySparse(): void {
+    const cs = this.#chunkSize;
+    while (this.#sparse.length > 0) {
+      const use = this.#sparse.pop()!;
+      // Let go entirely, or adopted again since it was queued: nothing to copy.
+      if (use.live === 0 || use.live * cs * MIN_USED_SHARE > use.buffer.byteLength) {
+        use.queued = false;
+        continue;
+      }
+      const ranges = use.ranges;
+      for (let k = 0; k < use.rangeEnd && use.live > 0; k += 2) {
+        for (let i = ranges[k]!; i < ranges[k]! + ranges[k + 1]!; i++) {
+          if (this.#adopted.get(i) !== use) continue;
+          let copy: Uint8Array;
+          try {
+            copy = new Uint8Array(cs);
+          } catch {
+            use.queued = false;
+            return;
+          }
+          copy.set(this.#chunks.get(i)!);
+          this.#install(i, copy);
+        }
+      }
+      use.queued = false;
+    }
   }
 
   /** Every chunk of the range exists and may be changed in place. */
@@ -426,6 +568,7 @@ export class MemoryDriver extends BlockDriver {
       // A blank replacement of a wholly covered chunk is already zero.
       if (!(replacement !== undefined && from === 0 && to === cs)) chunk.fill(0, from, to);
     }
+    this.#copySparse();
     return Promise.resolve();
   }
 }

@@ -28,11 +28,12 @@ const rangeArb = fc
   .map(([start, n]) => ({ offset: (start * CHUNK) / 2, length: (Math.min(n, 2 * CHUNKS - start) * CHUNK) / 2 }));
 
 type Step =
-  | { readonly op: 'write'; readonly r: { offset: number; length: number }; readonly seed: number; readonly immutable: boolean }
+  | { readonly op: 'write'; readonly r: { offset: number; length: number }; readonly seed: number; readonly immutable: boolean; readonly spare: number }
   | { readonly op: 'zero' | 'unmap' | 'discard' | 'lease' | 'release' | 'read'; readonly r: { offset: number; length: number } };
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({ op: fc.constant('write' as const), r: rangeArb, seed: fc.nat(200), immutable: fc.boolean() }),
+  // spare: the data is a view of a buffer (1 + spare) times its length.
+  fc.record({ op: fc.constant('write' as const), r: rangeArb, seed: fc.nat(200), immutable: fc.boolean(), spare: fc.constantFrom(0, 0, 1, 3, 5) }),
   fc.record({ op: fc.constantFrom('zero' as const, 'unmap' as const, 'discard' as const, 'lease' as const, 'release' as const, 'read' as const), r: rangeArb }),
 );
 
@@ -61,21 +62,26 @@ describe('MemoryDriver lending', () => {
     await d.close();
   });
 
-  it('model: leases and adopted data never change, reads always match the model', async () => {
+  it('model: leases and adopted data never change, reads always match the model, and an adopted buffer is kept only while much of it is used', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 30 }), async (steps) => {
         const d = new MemoryDriver({ size: SIZE, chunkSize: CHUNK });
         const disk = new Uint8Array(SIZE);
-        const adopted: { data: Uint8Array; copy: Uint8Array }[] = [];
+        const adopted: { data: Uint8Array; copy: Uint8Array; freed: () => boolean }[] = [];
         const held: { lease: ReadLease; copy: Uint8Array }[] = [];
         for (const s of steps) {
           const { offset, length } = s.r;
           if (s.op === 'write') {
-            const data = bytes(length, s.seed);
+            const data = new Uint8Array(new ArrayBuffer(length * (1 + s.spare)), s.spare * (length / 2), length);
+            data.set(bytes(length, s.seed));
+            let freed = false;
+            if (s.immutable) trackBuffer(data, () => (freed = true));
             await d.write(offset, data, { immutable: s.immutable });
             disk.set(data, offset);
-            if (s.immutable) adopted.push({ data, copy: data.slice() });
-            else data.fill(0xee);
+            if (s.immutable) {
+              adopted.push({ data, copy: data.slice(), freed: () => freed });
+              releaseBuffer(data); // the writer's own hold
+            } else data.fill(0xee);
           } else if (s.op === 'zero' || s.op === 'unmap') {
             await d.writeZeroes(offset, length, { mayUnmap: s.op === 'unmap' });
             disk.fill(0, offset, offset + length);
@@ -94,10 +100,22 @@ describe('MemoryDriver lending', () => {
           }
           for (const a of adopted) expectSameBytes(a.data, a.copy, 'adopted data');
           for (const h of held) expectSameBytes(joined(h.lease), h.copy, 'held lease');
+          // Holds on each adopted buffer: one per chunk the driver keeps of it, one per view a
+          // held lease has; the driver keeps none of a buffer it uses a quarter or less of.
+          const now = (await d.leaseRead(0, SIZE)) as ReadLease;
+          for (const a of adopted) {
+            const kept = now.views.filter((v) => v.buffer === a.data.buffer).length;
+            const lent = held.reduce((n, h) => n + h.lease.views.filter((v) => v.buffer === a.data.buffer).length, 0);
+            expect(bufferHolds(a.data) - kept).toBe(lent + kept);
+            if (kept > 0) expect(kept * CHUNK * 4).toBeGreaterThan(a.data.buffer.byteLength);
+            expect(a.freed()).toBe(kept + lent === 0);
+          }
+          now.release();
         }
         expectSameBytes(await d.read(0, SIZE), disk, 'whole disk');
         for (const h of held) h.lease.release();
         await d.close();
+        for (const a of adopted) expect(a.freed()).toBe(true);
       }),
       { numRuns: 150 },
     );
@@ -135,6 +153,50 @@ describe('MemoryDriver holds on pooled memory', () => {
     expect(bufferHolds(p)).toBe(1);
     await d.write(0, new Uint8Array(CS).fill(1)); // overwritten: the driver lets p go
     expect({ holds: bufferHolds(p), freed }).toEqual({ holds: 0, freed: true });
+    await d.close();
+  });
+
+  it('copies out what is left of a shared buffer once it uses a quarter or less of it, so the buffer can go', async () => {
+    // A quorum's shared 2 MiB writes (32 chunks each) adopted by two replicas, then mostly discarded.
+    const replicas = [new MemoryDriver({ size: 8 * 32 * CS, chunkSize: CS }), new MemoryDriver({ size: 8 * 32 * CS, chunkSize: CS })];
+    const writes = Array.from({ length: 8 }, (_, k) => {
+      const data = new Uint8Array(new ArrayBuffer(32 * CS)).fill(k + 1);
+      const w = { data, freed: false };
+      trackBuffer(data, () => (w.freed = true));
+      return w;
+    });
+    for (const [k, w] of writes.entries()) {
+      for (const r of replicas) await r.write(k * 32 * CS, w.data, { immutable: true });
+      releaseBuffer(w.data);
+    }
+    // Keep the last 9 chunks of each: more than a quarter, still shared.
+    for (const r of replicas) for (let k = 0; k < 8; k++) await r.discard(k * 32 * CS, 23 * CS);
+    expect(writes.map((w) => bufferHolds(w.data))).toEqual(Array(8).fill(18));
+    // One more chunk each: 8 of 32 left, a quarter — copied out, every buffer let go.
+    for (const r of replicas) for (let k = 0; k < 8; k++) await r.discard(k * 32 * CS + 23 * CS, CS);
+    expect(writes.map((w) => w.freed)).toEqual(Array(8).fill(true));
+    for (const r of replicas) {
+      for (let k = 0; k < 8; k++) {
+        const got = await r.read(k * 32 * CS + 23 * CS, 9 * CS);
+        expect(got.subarray(0, CS).every((b) => b === 0)).toBe(true);
+        expect(got.subarray(CS).every((b) => b === k + 1)).toBe(true);
+      }
+      expect(r.allocatedBytes).toBe(8 * 8 * CS);
+      await r.close();
+    }
+  });
+
+  it('copies an immutable write that is a small view of a large buffer instead of keeping the buffer alive', async () => {
+    const d = new MemoryDriver({ size: 4 * CS, chunkSize: CS });
+    const big = new Uint8Array(new ArrayBuffer(16 * CS));
+    const data = big.subarray(4 * CS, 6 * CS).fill(3);
+    let freed = false;
+    trackBuffer(data, () => (freed = true));
+    await d.write(0, data, { immutable: true });
+    releaseBuffer(data);
+    expect(freed).toBe(true);
+    big.fill(0);
+    expect((await d.read(0, 2 * CS)).every((b) => b === 3)).toBe(true);
     await d.close();
   });
 
