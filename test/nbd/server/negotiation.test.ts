@@ -273,6 +273,14 @@ describe('NBD server negotiation', () => {
     await c.closed;
   });
 
+  it('answers a STARTTLS that carries data with ERR_INVALID on a TLS-only server too, and still upgrades after a proper one', async () => {
+    const psk = new Map([['alice', Buffer.alloc(32, 7)]]);
+    const c = await client({ tls: { psk } });
+    await c.start();
+    expect((await c.option(encodeOption(Opt.STARTTLS, Buffer.from('junk')))).at(-1)).toMatchObject({ kind: 'error', error: Rep.ERR_INVALID });
+    expect((await c.option(encodeOption(Opt.STARTTLS))).at(-1)).toEqual({ kind: 'ack', option: Opt.STARTTLS });
+  });
+
   it('a failed or abandoned TLS handshake ends only that connection, and nothing leaks', async () => {
     const psk = new Map([['alice', Buffer.alloc(32, 7)]]);
     const garbage = await client({ tls: { psk, handshakeTimeoutMs: 500 } });
