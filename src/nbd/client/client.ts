@@ -4,11 +4,13 @@
  * The base class validates requests against what negotiation learned — size, capabilities from
  * the transmission flags, limits from the server's block sizes — and cuts reads and writes at the
  * server's maximum payload. The client cuts TRIM and WRITE_ZEROES itself when compact headers
- * cannot express their length (and CACHE at the maximum payload, like a read), pipelines
+ * cannot express their length, or at the maximum block size once the server refused a longer one
+ * (and CACHE at the maximum payload, like a read), pipelines
  * everything, and leaves connection trouble to its
  * {@link ConnectionPool}.
  */
 import { BlockDriver, type BlockDriverEvents } from '../../driver.js';
+import { isBlockError } from '../../errors.js';
 import {
   DEFAULT_LIMITS,
   type BlockCapabilities,
@@ -74,6 +76,8 @@ export class NbdClient extends BlockDriver {
   readonly #maxEffect: number;
   /** ms close() waits for requests in flight before abandoning them; 0 for ever. */
   readonly #closeTimeout: number;
+  /** The server refused a TRIM or WRITE_ZEROES longer than its maximum block size. */
+  #cutEffects = false;
   #seq = 0;
 
   private constructor(options: ResolvedClientOptions, address: NbdAddress, uri: string, pool: ConnectionPool, negotiated: NegotiatedExport) {
@@ -198,13 +202,13 @@ export class NbdClient extends BlockDriver {
   }
 
   protected override _discard(offset: number, length: number, options: DiscardOptions): Promise<void> {
-    return this.#pieces(Cmd.TRIM, options.fua === true ? CmdFlag.FUA : 0, offset, length, this.#maxEffect, options.signal);
+    return this.#effect(Cmd.TRIM, options.fua === true ? CmdFlag.FUA : 0, offset, length, options.signal);
   }
 
   protected override _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
     const flags =
       (options.fua === true ? CmdFlag.FUA : 0) | (options.mayUnmap === true ? 0 : CmdFlag.NO_HOLE) | (options.fastZero === true ? CmdFlag.FAST_ZERO : 0);
-    return this.#pieces(Cmd.WRITE_ZEROES, flags, offset, length, this.#maxEffect, options.signal);
+    return this.#effect(Cmd.WRITE_ZEROES, flags, offset, length, options.signal);
   }
 
   /** One request, cut to what the wire carries; the answer may stop short and callers loop. */
@@ -237,6 +241,24 @@ export class NbdClient extends BlockDriver {
       req.signal = signal;
       this.#pool.dispatch(req);
     });
+  }
+
+  /**
+   * TRIM and WRITE_ZEROES carry no payload, so the spec lets them exceed the maximum block size,
+   * and lets a server refuse such a request with EOVERFLOW or EINVAL. Refused once, they are sent
+   * in pieces of the maximum block size from then on (both are safe to repeat).
+   */
+  async #effect(command: number, flags: number, offset: number, length: number, signal: AbortSignal | undefined): Promise<void> {
+    // maxTransfer is the server's maximum block size (what BlockLimits calls maxBlockSize bounds every request).
+    const max = this.#limits.maxTransfer;
+    if (length > max && this.#cutEffects) return this.#pieces(command, flags, offset, length, max, signal);
+    try {
+      await this.#pieces(command, flags, offset, length, this.#maxEffect, signal);
+    } catch (err) {
+      if (length <= max || !isBlockError(err) || (err.code !== 'EINVAL' && err.code !== 'EOVERFLOW')) throw err;
+      this.#cutEffects = true;
+      await this.#pieces(command, flags, offset, length, max, signal);
+    }
   }
 
   async #pieces(command: number, flags: number, offset: number, length: number, maxPiece: number, signal: AbortSignal | undefined): Promise<void> {
