@@ -66,7 +66,11 @@ const MAX_ZERO_VIEW = 1024 * 1024;
  * alive, and a shared 32 MiB write whose chunks were mostly discarded would pin all of it.
  */
 const MIN_USED_SHARE = 4;
-/** Past this many recorded ranges, a buffer's record is rebuilt from the chunks it still has. */
+/**
+ * Past this many recorded ranges, a buffer's record is rebuilt from the chunks it still has; past
+ * that, once the list has doubled since its last rebuild (a buffer kept at many scattered places
+ * cannot shrink, and rebuilding on every write would make each write scan them all).
+ */
 const MAX_RANGES = 64;
 
 /** What this driver still uses of one adopted buffer. */
@@ -81,6 +85,8 @@ interface BufferUse {
    */
   ranges: number[];
   rangeEnd: number;
+  /** `rangeEnd` past which the ranges are rebuilt. */
+  rebuildAt: number;
   /** Waiting in the list of buffers to copy out. */
   queued: boolean;
 }
@@ -388,7 +394,7 @@ export class MemoryDriver extends BlockDriver {
   /** This driver's record of `buffer`, made on first use. */
   #useOf(buffer: ArrayBufferLike): BufferUse {
     let use = this.#uses.get(buffer);
-    if (use === undefined) this.#uses.set(buffer, (use = { buffer, live: 0, ranges: [], rangeEnd: 0, queued: false }));
+    if (use === undefined) this.#uses.set(buffer, (use = { buffer, live: 0, ranges: [], rangeEnd: 0, rebuildAt: 2 * MAX_RANGES, queued: false }));
     return use;
   }
 
@@ -405,9 +411,10 @@ export class MemoryDriver extends BlockDriver {
     r[end] = first;
     r[end + 1] = count;
     use.rangeEnd = end + 2;
-    if (use.rangeEnd > 2 * MAX_RANGES) {
+    if (use.rangeEnd > use.rebuildAt) {
       use.ranges = this.#rangesOf(use);
       use.rangeEnd = use.ranges.length;
+      use.rebuildAt = Math.max(2 * MAX_RANGES, 2 * use.rangeEnd);
     }
   }
 
@@ -418,6 +425,7 @@ export class MemoryDriver extends BlockDriver {
     if (use.live <= 0) {
       use.live = 0;
       use.rangeEnd = 0;
+      use.rebuildAt = 2 * MAX_RANGES;
     } else if (!use.queued && use.live * this.#chunkSize * MIN_USED_SHARE <= use.buffer.byteLength) {
       use.queued = true;
       this.#sparse.push(use);

@@ -186,6 +186,25 @@ describe('MemoryDriver holds on pooled memory', () => {
     }
   });
 
+  it('one buffer adopted at hundreds of scattered places: holds stay exact, and it is let go with its last chunk', async () => {
+    const PLACES = 600;
+    const d = new MemoryDriver({ size: 2 * PLACES * CS, chunkSize: CS });
+    const data = new Uint8Array(CS).fill(4);
+    let freed = 0;
+    trackBuffer(data, () => freed++);
+    // Every other chunk, in two interleaved passes: no adoption extends the previous range.
+    for (const k of [...Array(PLACES).keys()].sort((a, b) => (a % 2) - (b % 2) || a - b)) await d.write(2 * k * CS, data, { immutable: true });
+    releaseBuffer(data);
+    expect(bufferHolds(data)).toBe(PLACES);
+    for (let k = 0; k < PLACES - 1; k++) await d.discard(2 * k * CS, CS);
+    expect({ holds: bufferHolds(data), freed }).toEqual({ holds: 1, freed: 0 });
+    expect((await d.read(2 * (PLACES - 1) * CS, CS)).every((b) => b === 4)).toBe(true);
+    expect((await d.read(0, CS)).every((b) => b === 0)).toBe(true);
+    await d.discard(2 * (PLACES - 1) * CS, CS);
+    expect({ holds: bufferHolds(data), freed }).toEqual({ holds: 0, freed: 1 });
+    await d.close();
+  });
+
   it('copies an immutable write that is a small view of a large buffer instead of keeping the buffer alive', async () => {
     const d = new MemoryDriver({ size: 4 * CS, chunkSize: CS });
     const big = new Uint8Array(new ArrayBuffer(16 * CS));
