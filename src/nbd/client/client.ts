@@ -10,6 +10,7 @@
  * {@link ConnectionPool}.
  */
 import { BlockDriver, type BlockDriverEvents } from '../../driver.js';
+import { allPieces } from '../../all-pieces.js';
 import { isBlockError } from '../../errors.js';
 import {
   DEFAULT_LIMITS,
@@ -266,7 +267,7 @@ export class NbdClient extends BlockDriver {
       await this.#send(command, flags, offset, length, undefined, undefined, signal);
       return;
     }
-    await Promise.all(splitRange(offset, length, maxPiece).map((p) => this.#send(command, flags, p.offset, p.length, undefined, undefined, signal)));
+    await allPieces(splitRange(offset, length, maxPiece).map((p) => this.#send(command, flags, p.offset, p.length, undefined, undefined, signal)));
   }
 }
 

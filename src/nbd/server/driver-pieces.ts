@@ -5,6 +5,7 @@
  */
 import type { BlockDriver } from '../../driver.js';
 import type { WriteOptions } from '../../types.js';
+import { allPieces } from '../../all-pieces.js';
 
 /** The longest piece `driver` takes, kept a multiple of its minimum block size. */
 function pieceSize(driver: BlockDriver): number {
@@ -12,15 +13,6 @@ function pieceSize(driver: BlockDriver): number {
   return Math.max(minBlockSize, maxBlockSize - (maxBlockSize % minBlockSize));
 }
 
-/**
- * Settles once every piece has: a piece still writing into its part of a pooled buffer must not
- * outlive the request (the buffer goes back to the pool then). Rejects with the first failure.
- */
-export async function allPieces(pieces: Promise<void>[]): Promise<void> {
-  const settled = await Promise.allSettled(pieces);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed !== undefined) throw failed.reason;
-}
 
 /** `driver.readInto(offset, target)`, in pieces when the driver needs them. */
 export function readInPieces(driver: BlockDriver, offset: number, target: Uint8Array): Promise<void> {

@@ -6,7 +6,8 @@
 import type { BlockDriver } from '../../driver.js';
 import { Limits, encodeHoleChunk, writeOffsetDataHeader, type NbdRequest } from '../protocol/index.js';
 import type { BufferPool } from '../../buffers/pool.js';
-import { allPieces, readInPieces } from './driver-pieces.js';
+import { allPieces } from '../../all-pieces.js';
+import { readInPieces } from './driver-pieces.js';
 import type { ReadPiece } from './reply-chunks.js';
 
 /**

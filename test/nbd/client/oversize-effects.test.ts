@@ -49,6 +49,38 @@ describe('oversize TRIM and WRITE_ZEROES', () => {
     });
   }
 
+  it('a piece that fails does not end the request while other pieces still run', async () => {
+    let lateAnswered = false;
+    scripted = await startScriptedServer({
+      size: 4 * 1024 * 1024,
+      blockSizes: [512, 4096, MAX],
+      onRequest: (req, conn) => {
+        if (req.type !== Cmd.WRITE_ZEROES) return false;
+        const offset = Number(req.offset);
+        if (req.length > MAX) conn.send(encodeSimpleReply(req, Err.EOVERFLOW));
+        else if (offset === 0) conn.send(encodeSimpleReply(req, Err.EIO));
+        else if (offset === MAX) {
+          setTimeout(() => {
+            conn.disk.fill(0, offset, offset + req.length);
+            lateAnswered = true;
+            conn.send(encodeSimpleReply(req, 0));
+          }, 150);
+        } else return false;
+        return true;
+      },
+    });
+    const client = await NbdClient.connect(scripted.uri);
+    try {
+      const failure = await client.writeZeroes(0, 3 * MAX).then(
+        () => undefined,
+        (err: unknown) => ({ err, lateAnswered }),
+      );
+      expect(failure).toMatchObject({ err: { code: 'EIO' }, lateAnswered: true });
+    } finally {
+      await client.close();
+    }
+  });
+
   it('other errors, and refusals of requests within the maximum, are not retried', async () => {
     scripted = await startScriptedServer({
       size: 4 * 1024 * 1024,
