@@ -5,9 +5,8 @@
  * the transmission flags, limits from the server's block sizes — and cuts reads and writes at the
  * server's maximum payload. The client cuts TRIM and WRITE_ZEROES itself when compact headers
  * cannot express their length, or at the maximum block size once the server refused a longer one
- * (and CACHE at the maximum payload, like a read), pipelines
- * everything, and leaves connection trouble to its
- * {@link ConnectionPool}.
+ * (and CACHE at the maximum payload, like a read), pipelines everything, and leaves connection
+ * trouble to its {@link ConnectionPool}.
  */
 import { BlockDriver, type BlockDriverEvents } from '../../driver.js';
 import { allPieces } from '../../all-pieces.js';

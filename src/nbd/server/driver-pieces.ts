@@ -13,7 +13,6 @@ function pieceSize(driver: BlockDriver): number {
   return Math.max(minBlockSize, maxBlockSize - (maxBlockSize % minBlockSize));
 }
 
-
 /** `driver.readInto(offset, target)`, in pieces when the driver needs them. */
 export function readInPieces(driver: BlockDriver, offset: number, target: Uint8Array): Promise<void> {
   const max = pieceSize(driver);

@@ -114,8 +114,8 @@ export class Negotiator {
       if (option.kind === 'startTls') return this.#startTls(option.code);
       if (option.kind === 'abort') return this.#abort(option.code);
       if (option.code === Opt.EXPORT_NAME) return { kind: 'disconnect', reason: 'EXPORT_NAME before STARTTLS on a TLS-only server' };
-      // A malformed STARTTLS (or ABORT) is the option the client is allowed to send here: it learns what is wrong with it.
-      if (option.kind === 'invalid' && (option.code === Opt.STARTTLS || option.code === Opt.ABORT)) return this.#error(option.code, Rep.ERR_INVALID, option.reason);
+      // A malformed STARTTLS is the option the client may send here: it learns what is wrong with it.
+      if (option.kind === 'invalid' && option.code === Opt.STARTTLS) return this.#error(option.code, Rep.ERR_INVALID, option.reason);
       return this.#error(option.code, Rep.ERR_TLS_REQD, 'TLS is required; send NBD_OPT_STARTTLS first');
     }
     switch (option.kind) {
