@@ -10,6 +10,7 @@ import { BlockDriver, type BlockDriverOptions } from '../driver.js';
 import { copyInPieces } from '../buffers/copy.js';
 import { releaseBuffer, retainBuffer } from '../buffers/ownership.js';
 import { BlockError } from '../errors.js';
+import { addUse, dropUse, newBufferUse, recordedIndexes, worthKeeping, type BufferUse } from './buffer-use.js';
 import { chunkTable, type ChunkTable } from './chunk-table.js';
 import type {
   BlockCapabilities,
@@ -61,37 +62,6 @@ const MAX_EXTENTS = 4096;
 /** Longest view of zeros lent for a never-written range (longer runs are lent as several views). */
 const MAX_ZERO_VIEW = 1024 * 1024;
 /**
- * Adopted memory is copied out once this driver uses no more than this share of its buffer (and
- * a write using no more is copied, not adopted): a kept 64 KiB view holds its whole ArrayBuffer
- * alive, and a shared 32 MiB write whose chunks were mostly discarded would pin all of it.
- */
-const MIN_USED_SHARE = 4;
-/**
- * Past this many recorded ranges, a buffer's record is rebuilt from the chunks it still has; past
- * that, once the list has doubled since its last rebuild (a buffer kept at many scattered places
- * cannot shrink, and rebuilding on every write would make each write scan them all).
- */
-const MAX_RANGES = 64;
-
-/** What this driver still uses of one adopted buffer. */
-interface BufferUse {
-  readonly buffer: ArrayBufferLike;
-  /** Chunks that are views of it. */
-  live: number;
-  /**
-   * Where they may be: pairs of first chunk index and count, from every adoption (some stale), in
-   * the first `rangeEnd` slots. Emptied by resetting `rangeEnd`: truncating the array would free
-   * its storage, and a pooled buffer needs it again on its next write.
-   */
-  ranges: number[];
-  rangeEnd: number;
-  /** `rangeEnd` past which the ranges are rebuilt. */
-  rebuildAt: number;
-  /** Waiting in the list of buffers to copy out. */
-  queued: boolean;
-}
-
-/**
  * A sparse in-memory disk, zero-filled at creation. Discard always frees whole chunks it covers
  * (so discarded ranges read as zeros); writeZeroes frees them only with `mayUnmap`. A write that
  * needs a chunk the process cannot allocate fails with ENOMEM and changes nothing.
@@ -111,7 +81,7 @@ export class MemoryDriver extends BlockDriver {
    */
   readonly #adopted: ChunkTable<BufferUse>;
   /**
-   * Per adopted buffer, what this driver uses of it (see MIN_USED_SHARE). Weak, and a record is
+   * Per adopted buffer, what this driver uses of it (see buffer-use.ts). Weak, and a record is
    * kept when its count falls to zero: a pooled buffer comes back for the next write, and its
    * record then costs nothing to allocate.
    */
@@ -188,7 +158,7 @@ export class MemoryDriver extends BlockDriver {
     if (options.immutable === true) {
       const buffer = data.buffer;
       if (offset % cs === 0 && data.length % cs === 0) {
-        if (data.length * MIN_USED_SHARE > buffer.byteLength) return this.#adoptWhole(offset, data, buffer);
+        if (worthKeeping(data.length / cs, cs, buffer)) return this.#adoptWhole(offset, data, buffer);
       } else adopt = this.#worthAdopting(offset, data.length, buffer);
     }
     // The common case — every chunk exists and none is frozen — needs no preparation (and no
@@ -254,7 +224,7 @@ export class MemoryDriver extends BlockDriver {
       runLength = 1;
     }
     if (run !== undefined) this.#letGo(run, runUse!, runLength);
-    this.#used(use, first, count);
+    addUse(use, first, count, this.#stillViews);
     this.#copySparse();
     return Promise.resolve();
   }
@@ -368,7 +338,7 @@ export class MemoryDriver extends BlockDriver {
     if (adopted) {
       const use = this.#useOf(chunk.buffer);
       this.#adopted.set(index, use);
-      this.#used(use, index, 1);
+      addUse(use, index, 1, this.#stillViews);
     } else if (oldUse !== undefined) this.#adopted.delete(index);
     if (old !== undefined && oldUse !== undefined) this.#letGo(old, oldUse, 1);
   }
@@ -384,96 +354,52 @@ export class MemoryDriver extends BlockDriver {
     this.#letGo(old, use, 1);
   }
 
-  /** An immutable write would keep enough of its buffer as whole chunks (see MIN_USED_SHARE). */
+  /** An immutable write would keep enough of its buffer as whole chunks (see buffer-use.ts). */
   #worthAdopting(offset: number, length: number, buffer: ArrayBufferLike): boolean {
     const cs = this.#chunkSize;
-    const whole = Math.floor((offset + length) / cs) - Math.ceil(offset / cs);
-    return whole > 0 && whole * cs * MIN_USED_SHARE > buffer.byteLength;
+    return worthKeeping(Math.floor((offset + length) / cs) - Math.ceil(offset / cs), cs, buffer);
   }
 
   /** This driver's record of `buffer`, made on first use. */
   #useOf(buffer: ArrayBufferLike): BufferUse {
     let use = this.#uses.get(buffer);
-    if (use === undefined) this.#uses.set(buffer, (use = { buffer, live: 0, ranges: [], rangeEnd: 0, rebuildAt: 2 * MAX_RANGES, queued: false }));
+    if (use === undefined) this.#uses.set(buffer, (use = newBufferUse(buffer)));
     return use;
   }
 
-  /** Records `count` chunks from `first` on as views of the record's buffer. */
-  #used(use: BufferUse, first: number, count: number): void {
-    use.live += count;
-    const r = use.ranges;
-    const end = use.rangeEnd;
-    // Consecutive chunk-sized writes from one buffer extend one range.
-    if (end > 0 && r[end - 2]! + r[end - 1]! === first) {
-      r[end - 1]! += count;
-      return;
-    }
-    r[end] = first;
-    r[end + 1] = count;
-    use.rangeEnd = end + 2;
-    if (use.rangeEnd > use.rebuildAt) {
-      use.ranges = this.#rangesOf(use);
-      use.rangeEnd = use.ranges.length;
-      use.rebuildAt = Math.max(2 * MAX_RANGES, 2 * use.rangeEnd);
-    }
-  }
+  readonly #stillViews = (use: BufferUse, index: number): boolean => this.#adopted.get(index) === use;
 
   /** Ends the holds of `count` chunks that viewed the record's buffer (`chunk` is one of them). */
   #letGo(chunk: Uint8Array, use: BufferUse, count: number): void {
     releaseBuffer(chunk, count);
-    use.live -= count;
-    if (use.live <= 0) {
-      use.live = 0;
-      use.rangeEnd = 0;
-      use.rebuildAt = 2 * MAX_RANGES;
-    } else if (!use.queued && use.live * this.#chunkSize * MIN_USED_SHARE <= use.buffer.byteLength) {
-      use.queued = true;
-      this.#sparse.push(use);
-    }
-  }
-
-  /** The recorded ranges cut down to the chunks that still view the record's buffer. */
-  #rangesOf(use: BufferUse): number[] {
-    const ranges = use.ranges;
-    const seen = new Set<number>();
-    for (let k = 0; k < use.rangeEnd; k += 2) {
-      for (let i = ranges[k]!; i < ranges[k]! + ranges[k + 1]!; i++) if (this.#adopted.get(i) === use) seen.add(i);
-    }
-    const out: number[] = [];
-    for (const i of [...seen].sort((a, b) => a - b)) {
-      if (out.length > 0 && out[out.length - 2]! + out[out.length - 1]! === i) out[out.length - 1]!++;
-      else out.push(i, 1);
-    }
-    return out;
+    if (dropUse(use, count, this.#chunkSize)) this.#sparse.push(use);
   }
 
   /**
-   * Copies out the chunks of buffers this driver now uses too little of (see MIN_USED_SHARE), so
-   * their memory can go. Best effort: without memory for the copies, the views stay (still valid).
+   * Copies out the chunks of buffers this driver now uses too little of, so their memory can go.
+   * Best effort: without memory for the copies, the views stay (still valid).
    */
   #copySparse(): void {
     const cs = this.#chunkSize;
     while (this.#sparse.length > 0) {
       const use = this.#sparse.pop()!;
-      // Let go entirely, or adopted again since it was queued: nothing to copy.
-      if (use.live === 0 || use.live * cs * MIN_USED_SHARE > use.buffer.byteLength) {
+      // Adopted again since it was queued: worth keeping after all.
+      if (worthKeeping(use.live, cs, use.buffer)) {
         use.queued = false;
         continue;
       }
-      const ranges = use.ranges;
-      for (let k = 0; k < use.rangeEnd && use.live > 0; k += 2) {
-        for (let i = ranges[k]!; i < ranges[k]! + ranges[k + 1]!; i++) {
-          if (this.#adopted.get(i) !== use) continue;
-          let copy: Uint8Array;
-          try {
-            copy = new Uint8Array(cs);
-          } catch {
-            use.queued = false;
-            return;
-          }
-          copy.set(this.#chunks.get(i)!);
-          this.#install(i, copy);
+      for (const i of recordedIndexes(use)) {
+        if (use.live === 0) break;
+        if (!this.#stillViews(use, i)) continue;
+        let copy: Uint8Array;
+        try {
+          copy = new Uint8Array(cs);
+        } catch {
+          use.queued = false;
+          return;
         }
+        copy.set(this.#chunks.get(i)!);
+        this.#install(i, copy);
       }
       use.queued = false;
     }
