@@ -6,6 +6,7 @@
  * Programming mistakes — an argument of the wrong type — are plain `TypeError`s instead.
  */
 
+import { constants as osConstants } from 'node:os';
 import { Err as NbdErr } from './nbd/protocol/constants.js';
 
 /** The stable error codes a block operation can fail with. */
@@ -139,9 +140,21 @@ export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockEr
     return new BlockError('ENOMEM', message, { cause: err, details });
   }
   const code = typeof anyErr?.code === 'string' ? anyErr.code : undefined;
-  const mapped = code === undefined ? undefined : SYSTEM_CODES[code];
+  const mapped = (code === undefined ? undefined : SYSTEM_CODES[code]) ?? byErrno((err as { errno?: unknown } | null)?.errno);
   return new BlockError(mapped ?? 'EIO', message, { cause: err, details });
 }
+
+/**
+ * The code of a system error libuv has no name for (its `code` is then "Unknown system error
+ * -122"): Linux's EDQUOT is one. Found by number among the platform's errno constants.
+ */
+function byErrno(errno: unknown): BlockErrorCode | undefined {
+  if (typeof errno !== 'number') return undefined;
+  errnoNames ??= new Map(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
+  const name = errnoNames.get(-errno);
+  return name === undefined ? undefined : SYSTEM_CODES[name];
+}
+let errnoNames: Map<number, string> | undefined;
 
 /** `String(value)`, except that it cannot throw (e.g. for an object whose toString is not a function). */
 function describe(value: unknown): string {

@@ -95,6 +95,7 @@ export class FileDriver extends BlockDriver {
    */
   static async open(path: string, options: FileDriverOptions = {}): Promise<FileDriver> {
     if (typeof path !== 'string' || path === '') throw new TypeError('path must be a non-empty string');
+    if (path.includes('\0')) throw new TypeError('path must not contain NUL characters');
     const { readOnly = false, create = false, size } = options;
     if (size !== undefined && (!Number.isSafeInteger(size) || size < 0)) {
       throw new RangeError(`size must be a non-negative safe integer, got ${size}`);
@@ -120,6 +121,8 @@ export class FileDriver extends BlockDriver {
         }
       } else handle = await fsp.open(path, O_RDWR | O_NONBLOCK);
     } catch (err) {
+      // Linux refuses to open a socket (and a device without a driver) with ENXIO.
+      if ((err as { code?: unknown }).code === 'ENXIO') throw new BlockError('ENOTSUP', `${name}: ${path} is not a regular file`, { cause: err, details });
       throw fileError(err, details);
     }
 
@@ -286,10 +289,19 @@ export class FileDriver extends BlockDriver {
 
 /**
  * Makes a directory's entries durable. Some file systems refuse fsync on a directory (EINVAL,
- * EBADF, EISDIR, ENOTSUP); there the entry is as durable as that file system makes it anyway.
+ * EBADF, EISDIR, ENOTSUP); there the entry is as durable as that file system makes it anyway. A
+ * directory we may write in but not read (mode 0333) cannot be opened to sync: the file was
+ * created all the same, as it is by tools that never sync the directory.
  */
 async function syncDirectory(path: string): Promise<void> {
-  const dir = await fsp.open(path, fsConstants.O_RDONLY);
+  let dir: FileHandle;
+  try {
+    dir = await fsp.open(path, fsConstants.O_RDONLY);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'EACCES' || code === 'EPERM') return;
+    throw err;
+  }
   try {
     await dir.sync();
   } catch (err) {

@@ -3,7 +3,9 @@
  * (fdatasync) is in file-durability.test.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,7 +86,41 @@ describe('FileDriver.open', () => {
     execFileSync('mkfifo', [fifo]);
     await expect(FileDriver.open(fifo, { readOnly: true })).rejects.toMatchObject({ code: 'ENOTSUP' });
     await expect(FileDriver.open(fifo)).rejects.toMatchObject({ code: 'ENOTSUP' });
+    // Linux refuses to open a socket at all (ENXIO).
+    const socketPath = fresh();
+    const server = createServer().listen(socketPath);
+    await once(server, 'listening');
+    try {
+      await expect(FileDriver.open(socketPath)).rejects.toMatchObject({ code: 'ENOTSUP' });
+      await expect(FileDriver.open(socketPath, { readOnly: true })).rejects.toMatchObject({ code: 'ENOTSUP' });
+    } finally {
+      server.close();
+    }
     expect(openFds()).toBe(before);
+  });
+
+  it('creates the file in a directory it may write to but not read (mode 0333: no directory sync then)', async () => {
+    const wx = mkdtempSync(join(tmpdir(), 'blockgraph-wx-'));
+    chmodSync(wx, 0o333);
+    const path = join(wx, 'image');
+    // Root reads any directory: the open runs as nobody then (this test file has its own process).
+    const asNobody = process.getuid?.() === 0;
+    try {
+      if (asNobody) {
+        process.setegid(65534);
+        process.seteuid(65534);
+      }
+      const d = await FileDriver.open(path, { create: true, size: 4096 });
+      await d.write(0, new Uint8Array(4096).fill(6), { fua: true });
+      await d.close();
+    } finally {
+      if (asNobody) {
+        process.seteuid(0);
+        process.setegid(0);
+      }
+    }
+    expect((await fsp.readFile(path)).every((b) => b === 6)).toBe(true);
+    rmSync(wx, { recursive: true, force: true });
   });
 
   it('a create that cannot size the file fails with ENOSPC and leaves no file behind', async () => {
@@ -96,6 +132,7 @@ describe('FileDriver.open', () => {
 
   it('rejects bad arguments as programming errors', async () => {
     await expect(FileDriver.open('')).rejects.toBeInstanceOf(TypeError);
+    await expect(FileDriver.open(`${fresh()}\0x`, { create: true })).rejects.toBeInstanceOf(TypeError);
     await expect(FileDriver.open(fresh(), { create: true, readOnly: true })).rejects.toBeInstanceOf(TypeError);
     for (const size of [-1, 1.5, NaN, 2 ** 53]) {
       await expect(FileDriver.open(fresh(), { create: true, size })).rejects.toBeInstanceOf(RangeError);
@@ -316,5 +353,12 @@ describe('fileError', () => {
     );
     const be = new BlockError('ETIMEDOUT', 'x');
     expect(fileError(be, {})).toBe(be);
+  });
+
+  it('maps a system error libuv has no name for by its number: a quota error (Linux EDQUOT, 122) is ENOSPC', () => {
+    // What Node 20 reports for EDQUOT: the code is a description, only errno says which error.
+    const cause = Object.assign(new Error('write'), { code: 'Unknown system error -122', errno: -122, syscall: 'write' });
+    expect(fileError(cause, { op: 'write' })).toMatchObject({ code: 'ENOSPC', cause });
+    expect(fileError(Object.assign(new Error('x'), { code: 'Unknown system error -9999', errno: -9999 }), {})).toMatchObject({ code: 'EIO' });
   });
 });
