@@ -107,16 +107,16 @@ describe('FileDriver.open', () => {
     const asNobody = process.getuid?.() === 0;
     try {
       if (asNobody) {
-        process.setegid(65534);
-        process.seteuid(65534);
+        process.setegid!(65534);
+        process.seteuid!(65534);
       }
       const d = await FileDriver.open(path, { create: true, size: 4096 });
       await d.write(0, new Uint8Array(4096).fill(6), { fua: true });
       await d.close();
     } finally {
       if (asNobody) {
-        process.seteuid(0);
-        process.setegid(0);
+        process.seteuid!(0);
+        process.setegid!(0);
       }
     }
     expect((await fsp.readFile(path)).every((b) => b === 6)).toBe(true);
