@@ -23,13 +23,33 @@ export class JoinQueue {
     return this.#running;
   }
 
-  /** Resolves when this join's turn comes; the caller must call {@link leave} once it ends. */
-  enter(): Promise<void> {
+  /**
+   * Resolves when this join's turn comes; the caller must call {@link leave} once it ends. An
+   * abort before then fails it (ECANCELED, or ETIMEDOUT for a timeout) and it never runs.
+   */
+  enter(signal: AbortSignal | undefined, details: BlockErrorDetails): Promise<void> {
+    if (signal?.aborted === true) return Promise.reject(cancelled(signal, details, 'waiting for an earlier join'));
     if (!this.#running) {
       this.#running = true;
       return Promise.resolve();
     }
-    return new Promise<void>((start) => this.#queue.push({ join: true, start }));
+    return new Promise<void>((resolve, reject) => {
+      const entry: Entry = {
+        join: true,
+        start: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.#queue.indexOf(entry);
+        if (at < 0) return;
+        this.#queue.splice(at, 1);
+        reject(cancelled(signal as AbortSignal, details, 'waiting for an earlier join'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#queue.push(entry);
+    });
   }
 
   /** The running join ended: release the writes held before the next join, then start it. */
@@ -46,12 +66,7 @@ export class JoinQueue {
    * (ECANCELED, or ETIMEDOUT for a timeout) before anything is sent.
    */
   hold(send: () => Promise<void>, signal: AbortSignal | undefined, details: BlockErrorDetails): Promise<void> {
-    const cancelled = (s: AbortSignal): BlockError =>
-      new BlockError(abortCode(s), `${details.driver ?? 'quorum'}: ${details.op ?? 'request'} aborted while waiting for a child to join`, {
-        cause: s.reason,
-        details,
-      });
-    if (signal?.aborted === true) return Promise.reject(cancelled(signal));
+    if (signal?.aborted === true) return Promise.reject(cancelled(signal, details, 'waiting for a child to join'));
     return new Promise<void>((resolve, reject) => {
       const entry: Entry = {
         join: false,
@@ -70,10 +85,14 @@ export class JoinQueue {
         const at = this.#queue.indexOf(entry);
         if (at < 0) return;
         this.#queue.splice(at, 1);
-        reject(cancelled(signal as AbortSignal));
+        reject(cancelled(signal as AbortSignal, details, 'waiting for a child to join'));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(entry);
     });
   }
+}
+
+function cancelled(signal: AbortSignal, details: BlockErrorDetails, what: string): BlockError {
+  return new BlockError(abortCode(signal), `${details.driver ?? 'quorum'}: ${details.op ?? 'request'} aborted while ${what}`, { cause: signal.reason, details });
 }

@@ -65,7 +65,10 @@ export interface AddChildOptions {
    * hold that data.
    */
   readonly sync?: () => Promise<void> | void;
-  /** Gives up (ECANCELED) while waiting for in-flight writes to finish; the child is then not added. */
+  /**
+   * Gives up (ECANCELED) if it has fired, or fires while the join waits for an earlier join or for
+   * in-flight writes to finish; the child is then not added.
+   */
   readonly signal?: AbortSignal;
 }
 

@@ -8,6 +8,7 @@
 import { copyInPieces } from '../buffers/copy.js';
 import { BufferPool } from '../buffers/pool.js';
 import { BlockDriver } from '../driver.js';
+import { abortCode } from '../abort-code.js';
 import { BlockError, toBlockError } from '../errors.js';
 import type {
   BlockCapabilities,
@@ -122,18 +123,24 @@ export class Quorum extends BlockDriver {
    * Refused (rejects) in blkverify mode (ENOTSUP); with EINVAL for a driver of another size, a closed
    * driver, one already a child, or one that would change the quorum's capabilities or binding
    * limits (unless `allowManifestChange`); with ESHUTDOWN on a closing quorum; with ECANCELED when
-   * `signal` fires while in-flight writes drain. A non-BlockDriver is a TypeError.
+   * `signal` has fired or fires while the join waits (for an earlier join, or for in-flight writes
+   * to drain). A non-BlockDriver is a TypeError.
    */
   async addChild(driver: BlockDriver, options: AddChildOptions = {}): Promise<string> {
     if (!(driver instanceof BlockDriver)) throw new TypeError('addChild: driver must be a BlockDriver');
     this.#checkNewChild(driver, options);
     // One join at a time; writes issued from now on are held until this one ends.
-    await this.#joins.enter();
+    await this.#joins.enter(options.signal, { op: 'addChild', driver: this.name });
     let claim: RangeClaim | undefined;
     try {
       this.#checkNewChild(driver, options);
       claim = this.#lock.acquire(0, Math.max(this.#size, 1), true);
       await this.#lock.wait(claim, options.signal, { op: 'addChild', driver: this.name });
+      // The wait above returns at once when nothing was in flight, without looking at the signal.
+      const signal = options.signal;
+      if (signal?.aborted === true) {
+        throw new BlockError(abortCode(signal), `${this.name}: addChild aborted`, { cause: signal.reason, details: { op: 'addChild', driver: this.name } });
+      }
       if (options.sync !== undefined) {
         try {
           await options.sync();

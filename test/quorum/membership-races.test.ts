@@ -95,6 +95,31 @@ describe('addChild queued behind another join', () => {
     expect(await within(q.close(), 2000)).toBeUndefined();
   });
 
+  it('a join whose signal fires while it waits for an earlier join gives up at once (ECANCELED), is not added, and holds nothing up', async () => {
+    const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
+    const d1 = new MemoryDriver({ size: SIZE });
+    const d2 = new MemoryDriver({ size: SIZE });
+    let finishSync!: () => void;
+    const add1 = q.addChild(d1, { sync: () => new Promise<void>((r) => (finishSync = r)) });
+    const abort = new AbortController();
+    const add2 = q.addChild(d2, { signal: abort.signal });
+    const write = q.write(0, filled(7, 512)); // issued after both: held until both joins end
+    await turns();
+    abort.abort();
+    expect(await within(add2.catch((e: unknown) => e), 500)).toMatchObject({ code: 'ECANCELED' });
+    finishSync();
+    expect(await within(Promise.all([add1, write]), 2000)).toEqual(['children.1', undefined]);
+    expect(q.members.map((m) => m.driver)).not.toContain(d2);
+    expect((await d1.read(0, 1))[0]).toBe(7);
+  });
+
+  it('a join whose signal has already fired is refused (ECANCELED) and not added', async () => {
+    const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
+    const d = new MemoryDriver({ size: SIZE });
+    await expect(q.addChild(d, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ECANCELED' });
+    expect(q.members.map((m) => m.driver)).not.toContain(d);
+  });
+
   it('a write with a signal issued during the first join, before the second was asked for, goes out between them', async () => {
     const q = new Quorum({ children: [new MemoryDriver({ size: SIZE })], threshold: 1 });
     const d1 = new MemoryDriver({ size: SIZE });
