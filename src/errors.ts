@@ -140,13 +140,15 @@ export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockEr
     return new BlockError('ENOMEM', message, { cause: err, details });
   }
   const code = typeof anyErr?.code === 'string' ? anyErr.code : undefined;
-  const mapped = (code === undefined ? undefined : SYSTEM_CODES[code]) ?? byErrno((err as { errno?: unknown } | null)?.errno);
+  const named = code !== undefined && Object.hasOwn(osConstants.errno, code);
+  const mapped = named ? SYSTEM_CODES[code] : ((code === undefined ? undefined : SYSTEM_CODES[code]) ?? byErrno((err as { errno?: unknown } | null)?.errno));
   return new BlockError(mapped ?? 'EIO', message, { cause: err, details });
 }
 
 /**
  * The code of a system error libuv has no name for (its `code` is then "Unknown system error
- * -122"): Linux's EDQUOT is one. Found by number among the platform's errno constants.
+ * -122"): Linux's EDQUOT is one. Found by number among the platform's errno constants; only for
+ * errors without a known errno name, whose number is then the only reliable part.
  */
 function byErrno(errno: unknown): BlockErrorCode | undefined {
   if (typeof errno !== 'number') return undefined;

@@ -360,5 +360,7 @@ describe('fileError', () => {
     const cause = Object.assign(new Error('write'), { code: 'Unknown system error -122', errno: -122, syscall: 'write' });
     expect(fileError(cause, { op: 'write' })).toMatchObject({ code: 'ENOSPC', cause });
     expect(fileError(Object.assign(new Error('x'), { code: 'Unknown system error -9999', errno: -9999 }), {})).toMatchObject({ code: 'EIO' });
+    // A known name wins over the number.
+    expect(fileError(Object.assign(new Error('x'), { code: 'EBADF', errno: -122 }), {})).toMatchObject({ code: 'EIO' });
   });
 });
