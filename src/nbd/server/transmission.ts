@@ -467,7 +467,11 @@ export class Transmission implements ReadOutcome {
 
   #fail(req: NbdRequest, err: unknown): void {
     const e = toBlockError(err);
-    this.#refuse(req, e.code, e.message);
+    // NBD_ESHUTDOWN tells a client the server is going away (ours then reconnects and replays). A
+    // driver that was closed under a running server (a quorum voting up a closed child's error)
+    // is a failed request on a connection that stays: EIO.
+    const code = e.code === 'ESHUTDOWN' && this.#stopping !== SHUTDOWN ? 'EIO' : e.code;
+    this.#refuse(req, code, e.message);
   }
 
   /** Answers `req` with an error without running it. */

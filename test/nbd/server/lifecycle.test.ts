@@ -9,7 +9,7 @@ import { BufferPool } from '../../../src/buffers/pool.js';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { FilterDriver } from '../../../src/filter.js';
 import type { BlockExtent, BlockLimits } from '../../../src/types.js';
-import { Cmd, encodeInfoOption, encodeRequestHeader, Opt, Rep } from '../../../src/nbd/protocol/index.js';
+import { Cmd, encodeInfoOption, encodeRequestHeader, Err, Opt, Rep } from '../../../src/nbd/protocol/index.js';
 import { NBD_SERVER_CHANNELS, NbdServer, type NbdConnectionInfo } from '../../../src/nbd/server/index.js';
 import { sleep } from '../../helpers/peers.js';
 import { serverScope, startServer } from './fixture.js';
@@ -192,6 +192,17 @@ describe('NBD server lifecycle', () => {
       expect(second.data).toEqual(Buffer.alloc(4096));
       await c.closed;
     }
+  });
+
+  it("a driver closed under a running server fails requests with EIO, not NBD_ESHUTDOWN (the server is not going away), and the connection stays", async () => {
+    const driver = new MemoryDriver({ size: 65536 });
+    scope.fixture = await startServer({ exports: { '': driver } });
+    const c = await connect('', 'structured');
+    expect((await c.write(0, new Uint8Array(512).fill(1))).error).toBe(0);
+    await driver.close();
+    expect((await c.write(0, new Uint8Array(512).fill(2))).error).toBe(Err.EIO);
+    expect((await c.read(0, 512)).error).toBe(Err.EIO);
+    expect(c.socket.destroyed).toBe(false);
   });
 
   it('serves many scope.clients at once, each on its own region', async () => {
