@@ -7,8 +7,12 @@ import type { BlockDriver } from '../driver.js';
 import type { BlockCapabilities, BlockLimits } from '../types.js';
 
 /**
- * - canWrite, canMultiConn, canBlockStatus, canFastZero: every child must have it (a write refused
- *   by one replica, or an answer only some replicas can give, would break the vote).
+ * - canWrite, canMultiConn, canBlockStatus: every child must have it (a write refused by one
+ *   replica, or an answer only some replicas can give, would break the vote).
+ * - canFastZero: only a quorum of one child that has it. A fast zero must fail "before touching
+ *   anything", and a fan-out cannot: one child may refuse (ENOTSUP: an NBD server that cannot zero
+ *   that range quickly) after another has zeroed. A fast zero may always be refused, so the flag
+ *   changing as children come and go is no manifest change.
  * - canDiscard: the quorum can write and every child zeroes natively (`canZero`). A quorum sends
  *   discards to its children as write-zeroes with `mayUnmap`, so every replica reads back zeros;
  *   a plain advisory discard could leave old bytes on one replica and zeros on another.
@@ -30,7 +34,7 @@ export function quorumCapabilities(children: readonly BlockDriver[]): BlockCapab
     canFua: canWrite,
     canDiscard: canWrite && all('canZero'),
     canZero: canWrite,
-    canFastZero: canWrite && caps.every((c) => c.canZero && c.canFastZero),
+    canFastZero: canWrite && caps.length === 1 && caps[0]!.canZero && caps[0]!.canFastZero,
     canBlockStatus: all('canBlockStatus'),
     canMultiConn: all('canMultiConn'),
     canCache: any('canCache'),
@@ -74,7 +78,7 @@ export function manifestChanges(before: readonly BlockDriver[], after: readonly 
   const out: string[] = [];
   const [c0, c1] = [quorumCapabilities(before), quorumCapabilities(after)];
   for (const k of Object.keys(c0) as (keyof BlockCapabilities)[]) {
-    if (k !== 'canAdoptWrites' && c0[k] !== c1[k]) out.push(`${k} ${c0[k]} → ${c1[k]}`);
+    if (k !== 'canAdoptWrites' && k !== 'canFastZero' && c0[k] !== c1[k]) out.push(`${k} ${c0[k]} → ${c1[k]}`);
   }
   const [l0, l1] = [quorumLimits(before), quorumLimits(after)];
   for (const k of BINDING_LIMITS) if (l0[k] !== l1[k]) out.push(`${k} ${l0[k]} → ${l1[k]}`);

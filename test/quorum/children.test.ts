@@ -128,7 +128,8 @@ describe('addChild', () => {
       const limits: BlockLimits = { minBlockSize: m.minBlockSize, preferredBlockSize: m.preferred, maxBlockSize: 1 << 20, maxTransfer: m.maxTransfer };
       return new Caps(new Limited(new MemoryDriver({ size: 4096 }), limits), m.caps);
     };
-    const binding = (q: Quorum) => JSON.stringify({ caps: q.capabilities, l: { ...q.limits, preferredBlockSize: 0 } });
+    // canFastZero is no manifest change (a fast zero may always be refused): a second child turns it off.
+    const binding = (q: Quorum) => JSON.stringify({ caps: { ...q.capabilities, canFastZero: undefined }, l: { ...q.limits, preferredBlockSize: 0 } });
     let refused = 0;
     let accepted = 0;
     await fc.assert(
@@ -148,6 +149,7 @@ describe('addChild', () => {
           accepted++;
           // Accepted silently only when nothing callers rely on changed.
           expect(binding(q)).toBe(before);
+          expect(q.capabilities.canFastZero).toBe(false);
         } else {
           refused++;
           expect(q.children).toHaveLength(1);

@@ -5,7 +5,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../src/drivers/memory.js';
+import { BlockError } from '../../src/errors.js';
+import { FilterDriver } from '../../src/filter.js';
 import { FaultInjector } from '../../src/filters/fault-injector.js';
+import type { WriteZeroesOptions } from '../../src/types.js';
 import { Quorum } from '../../src/quorum/quorum.js';
 import { Caps, Limited, record } from './harness.js';
 
@@ -115,7 +118,26 @@ describe('capabilities and limits', () => {
     const q = new Quorum({ children: [rw, ro], threshold: 1 });
     expect(q.capabilities).toMatchObject({ canWrite: false, canFua: false, canZero: false, canDiscard: false, canFlush: true, canBlockStatus: true });
     const w = new Quorum({ children: [new MemoryDriver({ size: 4096 }), new MemoryDriver({ size: 4096 })], threshold: 1 });
-    expect(w.capabilities).toMatchObject({ canWrite: true, canFua: true, canZero: true, canFastZero: true, canMultiConn: true, canCache: false });
+    expect(w.capabilities).toMatchObject({ canWrite: true, canFua: true, canZero: true, canFastZero: false, canMultiConn: true, canCache: false });
+    expect(new Quorum({ children: [new MemoryDriver({ size: 4096 })], threshold: 1 }).capabilities.canFastZero).toBe(true);
+  });
+
+  it('a fast zero over several children fails with ENOTSUP before touching any of them, even where one child could do it', async () => {
+    // Child 1 claims fast zeroing but refuses this range, as an NBD server may; child 0 could zero at once.
+    class RefusesFastZero extends FilterDriver {
+      protected override _writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
+        if (options.fastZero === true) return Promise.reject(new BlockError('ENOTSUP', 'not fast here'));
+        return super._writeZeroes(offset, length, options);
+      }
+    }
+    const kids = [new MemoryDriver({ size: 4096 }), new RefusesFastZero(new MemoryDriver({ size: 4096 }))];
+    for (const threshold of [1, 2]) {
+      const q = new Quorum({ children: kids, threshold });
+      await q.write(0, new Uint8Array(4096).fill(0xaa));
+      await expect(q.writeZeroes(0, 4096, { fastZero: true })).rejects.toMatchObject({ code: 'ENOTSUP' });
+      for (const k of kids) expect((await k.read(0, 4096)).every((b) => b === 0xaa)).toBe(true);
+      expect((await q.read(0, 1))[0]).toBe(0xaa);
+    }
   });
 
   it('a read-only child makes writes fail with EPERM before anything is written', async () => {
