@@ -140,17 +140,20 @@ export function toBlockError(err: unknown, details?: BlockErrorDetails): BlockEr
     return new BlockError('ENOMEM', message, { cause: err, details });
   }
   const code = typeof anyErr?.code === 'string' ? anyErr.code : undefined;
-  const named = code !== undefined && Object.hasOwn(osConstants.errno, code);
-  const mapped = named ? SYSTEM_CODES[code] : ((code === undefined ? undefined : SYSTEM_CODES[code]) ?? byErrno((err as { errno?: unknown } | null)?.errno));
+  // Own properties only: a code such as 'constructor' must not find Object.prototype's.
+  const mapped = code !== undefined && Object.hasOwn(SYSTEM_CODES, code) ? SYSTEM_CODES[code] : unnamedSystemError(anyErr);
   return new BlockError(mapped ?? 'EIO', message, { cause: err, details });
 }
 
 /**
- * The code of a system error libuv has no name for (its `code` is then "Unknown system error
- * -122"): Linux's EDQUOT is one. Found by number among the platform's errno constants; only for
- * errors without a known errno name, whose number is then the only reliable part.
+ * The code of a system error libuv has no name for: its `code` is then "Unknown system error
+ * -122" (Linux's EDQUOT is one), and the number, looked up among the platform's errno constants,
+ * is the only reliable part. Other errors' `errno` may be a library's own status (zlib's), so it
+ * is not read for them.
  */
-function byErrno(errno: unknown): BlockErrorCode | undefined {
+function unnamedSystemError(err: { code?: unknown; errno?: unknown } | null): BlockErrorCode | undefined {
+  if (typeof err?.code !== 'string' || !err.code.startsWith('Unknown system error')) return undefined;
+  const errno = err.errno;
   if (typeof errno !== 'number') return undefined;
   errnoNames ??= new Map(Object.entries(osConstants.errno).map(([name, value]) => [value, name]));
   const name = errnoNames.get(-errno);

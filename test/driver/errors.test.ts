@@ -145,6 +145,17 @@ describe('toBlockError', () => {
     }
   });
 
+  it("reads errno only for system errors libuv could not name; other codes (a library's own, or Object.prototype's names) are EIO", () => {
+    expect(toBlockError(Object.assign(new Error('quota'), { code: 'Unknown system error -122', errno: -122 })).code).toBe('ENOSPC');
+    // Brotli reports its own status in errno: -13 is not EACCES here.
+    expect(toBlockError(Object.assign(new Error('bad stream'), { code: 'ERR__ERROR_FORMAT_WINDOW_BITS', errno: -13 })).code).toBe('EIO');
+    for (const code of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+      const err = toBlockError(Object.assign(new Error(code), { code }));
+      expect(err.code, code).toBe('EIO');
+      expect(err.nbdError, code).toBe(5);
+    }
+  });
+
   it('maps real errors from the file system and the network', async () => {
     const missing = await fsp.readFile('/nonexistent/blockgraph').catch((e: unknown) => e);
     expect(toBlockError(missing).code).toBe('EIO');
