@@ -33,23 +33,7 @@ export class JoinQueue {
       this.#running = true;
       return Promise.resolve();
     }
-    return new Promise<void>((resolve, reject) => {
-      const entry: Entry = {
-        join: true,
-        start: () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-      };
-      const onAbort = (): void => {
-        const at = this.#queue.indexOf(entry);
-        if (at < 0) return;
-        this.#queue.splice(at, 1);
-        reject(cancelled(signal as AbortSignal, details, 'waiting for an earlier join'));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#queue.push(entry);
-    });
+    return this.#enqueue(true, signal, details, 'waiting for an earlier join', (resolve) => resolve());
   }
 
   /** The running join ended: release the writes held before the next join, then start it. */
@@ -67,25 +51,39 @@ export class JoinQueue {
    */
   hold(send: () => Promise<void>, signal: AbortSignal | undefined, details: BlockErrorDetails): Promise<void> {
     if (signal?.aborted === true) return Promise.reject(cancelled(signal, details, 'waiting for a child to join'));
+    return this.#enqueue(false, signal, details, 'waiting for a child to join', (resolve, reject) => {
+      let sent: Promise<void>;
+      try {
+        sent = send();
+      } catch (err) {
+        sent = Promise.reject(err);
+      }
+      sent.then(resolve, reject);
+    });
+  }
+
+  /**
+   * Queues a join or a held write; `run` is called synchronously at its turn. An abort while it
+   * waits takes it out of the queue and rejects it.
+   */
+  #enqueue(
+    join: boolean,
+    signal: AbortSignal | undefined,
+    details: BlockErrorDetails,
+    what: string,
+    run: (resolve: () => void, reject: (err: unknown) => void) => void,
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const entry: Entry = {
-        join: false,
-        release: () => {
-          signal?.removeEventListener('abort', onAbort);
-          let sent: Promise<void>;
-          try {
-            sent = send();
-          } catch (err) {
-            sent = Promise.reject(err);
-          }
-          sent.then(resolve, reject);
-        },
+      const go = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        run(resolve, reject);
       };
+      const entry: Entry = join ? { join: true, start: go } : { join: false, release: go };
       const onAbort = (): void => {
         const at = this.#queue.indexOf(entry);
         if (at < 0) return;
         this.#queue.splice(at, 1);
-        reject(cancelled(signal as AbortSignal, details, 'waiting for a child to join'));
+        reject(cancelled(signal as AbortSignal, details, what));
       };
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#queue.push(entry);
