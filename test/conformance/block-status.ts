@@ -68,6 +68,17 @@ export function blockStatusTests(ctx: SuiteContext): void {
     });
   }, timeout);
 
+  it.skipIf(ro)('after a discard and a zeroing of written data, an extent flagged zero reads as zeros [needs canWrite]', async () => {
+    await ctx.withDriver(async (d) => {
+      await d.write(0, pattern(16 * unit, 31));
+      // A discard may leave the data (advisory); a zeroing must not. Either way, zero means zeros.
+      await d.discard(2 * unit, 4 * unit);
+      await d.writeZeroes(9 * unit, 4 * unit, { mayUnmap: true });
+      const extents = await walkExtents(d, 0, 16 * unit, unit, maxIo);
+      expect(extents.reduce((n, e) => n + e.length, 0)).toBe(16 * unit);
+    });
+  }, timeout);
+
   it.skipIf(ctx.caps.canBlockStatus)('without canBlockStatus the whole range is one data extent [needs !canBlockStatus]', async () => {
     await ctx.withDriver(async (d) => {
       const length = Math.min(size, 64 * unit);

@@ -62,6 +62,12 @@ export function makeContext(init: ContextInit): SuiteContext {
       await release(driver);
       throw new Error(`${init.name}: factory({ size: ${init.size} }) returned a driver of size ${driver.size}`);
     }
+    // The groups were chosen by the probe's manifest: a driver that differs would be tested against the wrong rules.
+    const drift = manifestDrift(driver, init);
+    if (drift.length > 0) {
+      await release(driver);
+      throw new Error(`${init.name}: a driver from the factory differs from the probe's manifest: ${drift.join(', ')}`);
+    }
     return driver;
   };
   return {
@@ -79,6 +85,18 @@ export function makeContext(init: ContextInit): SuiteContext {
       }
     },
   };
+}
+
+/** The capabilities and limits in which `driver` differs from the probe's, as "key probe → driver". */
+function manifestDrift(driver: BlockDriver, probe: { readonly caps: BlockCapabilities; readonly limits: BlockLimits }): string[] {
+  const out: string[] = [];
+  const caps = driver.capabilities as unknown as Record<string, unknown>;
+  const want = probe.caps as unknown as Record<string, unknown>;
+  for (const key of new Set([...Object.keys(want), ...Object.keys(caps)])) if (caps[key] !== want[key]) out.push(`${key} ${String(want[key])} → ${String(caps[key])}`);
+  const limits = driver.limits as unknown as Record<string, unknown>;
+  const wantLimits = probe.limits as unknown as Record<string, unknown>;
+  for (const key of Object.keys(wantLimits)) if (limits[key] !== wantLimits[key]) out.push(`${key} ${String(wantLimits[key])} → ${String(limits[key])}`);
+  return out;
 }
 
 /** `value` rounded down to a multiple of `unit`. */
