@@ -227,7 +227,12 @@ export class NbdConnection implements ExportUser {
         case 'startTls':
           return this.#startTls();
         case 'transmission':
-          return this.#enterTransmission(step.session);
+          try {
+            return this.#enterTransmission(step.session);
+          } catch (err) {
+            // Called from a socket event: our own failure must end this connection, not the process.
+            return this.#fail(err);
+          }
       }
     }
   }

@@ -86,6 +86,21 @@ export interface ResolvedServerOptions {
 /** qemu-nbd's NBD_MAX_BUFFER_SIZE, and the size the NBD spec says no client should exceed. */
 export const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
 
+/** A number of milliseconds in [min, MAX_TIMER_MS]: a string or boolean would pass a comparison. */
+function timerMs(value: unknown, fallback: number, min: number, name: string, note = ''): number {
+  const ms = value ?? fallback;
+  if (typeof ms !== 'number') throw new TypeError(`${name} must be a number of milliseconds, got ${typeof ms}`);
+  if (!(ms >= min && ms <= MAX_TIMER_MS)) throw new RangeError(`${name} must be from ${min}${note} to ${MAX_TIMER_MS} ms (Node's longest timer), got ${ms}`);
+  return ms;
+}
+
+/** An optional boolean: a string such as 'false' would otherwise count as true. */
+function flag(value: unknown, fallback: boolean, name: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
 export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions {
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
   // A READ reply's data chunk carries 8 bytes of offset besides the data in a 32-bit length, and
@@ -99,32 +114,25 @@ export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions
   if (!Number.isSafeInteger(maxQueuedReplyBytes) || maxQueuedReplyBytes < 1) {
     throw new RangeError(`maxQueuedReplyBytes must be a positive integer, got ${maxQueuedReplyBytes}`);
   }
-  const negotiationTimeoutMs = options.negotiationTimeoutMs ?? 30_000;
-  if (!(negotiationTimeoutMs > 0 && negotiationTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`negotiationTimeoutMs must be from 1 to ${MAX_TIMER_MS} ms (Node's longest timer), got ${negotiationTimeoutMs}`);
-  }
-  const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
-  if (!(closeTimeoutMs >= 0 && closeTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`closeTimeoutMs must be from 0 to ${MAX_TIMER_MS} ms (Node's longest timer), got ${closeTimeoutMs}`);
-  }
+  const negotiationTimeoutMs = timerMs(options.negotiationTimeoutMs, 30_000, 1, 'negotiationTimeoutMs');
+  const closeTimeoutMs = timerMs(options.closeTimeoutMs, 2000, 0, 'closeTimeoutMs');
   const maxConnections = options.maxConnections ?? 1024;
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1) throw new RangeError(`maxConnections must be a positive integer, got ${maxConnections}`);
-  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
-  if (!(idleTimeoutMs >= 0 && idleTimeoutMs <= MAX_TIMER_MS)) {
-    throw new RangeError(`idleTimeoutMs must be from 0 (none) to ${MAX_TIMER_MS} ms (Node's longest timer), got ${idleTimeoutMs}`);
-  }
+  const idleTimeoutMs = timerMs(options.idleTimeoutMs, 0, 0, 'idleTimeoutMs', ' (none)');
+  const host = options.host ?? '127.0.0.1';
+  if (typeof host !== 'string') throw new TypeError(`host must be a string, got ${typeof host}`);
   return {
     closeTimeoutMs,
     maxConnections,
     idleTimeoutMs,
-    fastSocketReads: options.fastSocketReads ?? true,
-    host: options.host ?? '127.0.0.1',
+    fastSocketReads: flag(options.fastSocketReads, true, 'fastSocketReads'),
+    host,
     maxPayload,
     maxInFlight,
     maxQueuedReplyBytes,
     negotiationTimeoutMs,
-    sparseReads: options.sparseReads ?? true,
-    allowList: options.allowList ?? true,
+    sparseReads: flag(options.sparseReads, true, 'sparseReads'),
+    allowList: flag(options.allowList, true, 'allowList'),
   };
 }
 

@@ -235,10 +235,24 @@ export class NbdServer extends EventEmitter implements AsyncDisposable {
   /**
    * Stops listening, lets every connection finish the requests it has in flight (new ones are
    * not read; clients still negotiating get ERR_SHUTDOWN), then closes them. Aborting `signal`
-   * drops whatever is left. Idempotent.
+   * drops whatever is left — also the signal of a later call, while an earlier close is under
+   * way. Idempotent: every call resolves when the one close has finished.
    */
   close(options: NbdServerCloseOptions = {}): Promise<void> {
-    this.#closing ??= this.#close(options.signal);
+    if (this.#closing === undefined) {
+      this.#closing = this.#close(options.signal);
+      return this.#closing;
+    }
+    // A later caller's signal bounds the close already under way (a SIGTERM handler began it).
+    const signal = options.signal;
+    if (signal !== undefined) {
+      const drop = (): void => void this.destroy();
+      if (signal.aborted) drop();
+      else {
+        signal.addEventListener('abort', drop, { once: true });
+        void this.#closing.finally(() => signal.removeEventListener('abort', drop));
+      }
+    }
     return this.#closing;
   }
 

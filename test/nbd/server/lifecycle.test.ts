@@ -125,6 +125,27 @@ describe('NBD server lifecycle', () => {
     expect([...(await gate.child.read(0, 4))]).toEqual([3, 3, 3, 3]);
   });
 
+  it("a later close()'s signal bounds a close already under way (and an aborted one drops at once)", async () => {
+    for (const early of [false, true]) {
+      const gate = new GateDriver(new MemoryDriver({ size: 1 << 20 }));
+      scope.fixture = await startServer({ exports: { '': gate }, closeTimeoutMs: 30_000 });
+      const c = await connect();
+      void c.write(0, new Uint8Array(512).fill(3));
+      await gate.whenHeld(1);
+      const first = scope.fixture.server.close(); // would wait for the held write
+      const abort = new AbortController();
+      if (early) abort.abort();
+      const second = scope.fixture.server.close({ signal: abort.signal });
+      setTimeout(() => abort.abort(), 50);
+      const settled = await Promise.race([Promise.all([first, second]).then(() => 'closed'), sleep(5000).then(() => 'still closing')]);
+      expect(settled, early ? 'signal already aborted' : 'signal aborted later').toBe('closed');
+      expect(scope.fixture.server.connectionCount).toBe(0);
+      gate.release();
+      await scope.fixture.close();
+      scope.fixture = undefined;
+    }
+  });
+
   it('close() disconnects scope.clients still negotiating', async () => {
     scope.fixture = await startServer();
     const c = await RawClient.connect(scope.fixture.port);
@@ -470,7 +491,13 @@ describe('NBD server lifecycle', () => {
     for (const key of ['closeTimeoutMs', 'negotiationTimeoutMs', 'idleTimeoutMs'] as const) {
       expect(() => new NbdServer({ [key]: 2 ** 31 }), key).toThrow(RangeError);
       expect(() => new NbdServer({ [key]: Infinity }), key).toThrow(RangeError);
+      // A string or boolean passes a comparison; '100' as idleTimeoutMs took the process down at the first client.
+      for (const bad of ['100', true, [5]]) expect(() => new NbdServer({ [key]: bad as unknown as number }), `${key}: ${String(bad)}`).toThrow(TypeError);
     }
+    for (const key of ['sparseReads', 'fastSocketReads', 'allowList'] as const) {
+      expect(() => new NbdServer({ [key]: 'false' as unknown as boolean }), key).toThrow(TypeError);
+    }
+    expect(() => new NbdServer({ host: 5 as unknown as string })).toThrow(TypeError);
     expect(() => new NbdServer({ tls: {} })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
     // Verifying client certificates against no CA would mean Node's public store: refused.
     expect(() => new NbdServer({ tls: { key: 'k', cert: 'c', verifyClient: true } })).toThrow(expect.objectContaining({ code: 'EINVAL', message: expect.stringMatching(/verifyClient needs the CA/) }));
