@@ -96,6 +96,13 @@ function nonNegative(value: number | undefined, fallback: number, what: string):
   return v;
 }
 
+/** An optional boolean: a string such as 'false' would otherwise count as true. */
+function flag(value: unknown, fallback: boolean, what: string): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new TypeError(`${what} must be a boolean, got ${typeof value}`);
+  return value;
+}
+
 /** Validates client options (RangeError/TypeError for programming mistakes) and fills defaults. */
 export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedClientOptions {
   const connections = options.connections ?? 1;
@@ -112,16 +119,16 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
     exportName: options.exportName,
     connections,
     reconnectDelay: nonNegative(options.reconnectDelay, 0, 'reconnectDelay'),
-    reconnect: options.reconnect ?? true,
+    reconnect: flag(options.reconnect, true, 'reconnect'),
     backoff: resolveBackoff(options.backoff),
     replayLimit,
     requestTimeout: nonNegative(options.requestTimeout, 0, 'requestTimeout'),
     closeTimeout: nonNegative(options.closeTimeout, 30_000, 'closeTimeout'),
     connectTimeout: nonNegative(options.connectTimeout, 30_000, 'connectTimeout'),
     negotiation: {
-      extendedHeaders: options.extendedHeaders ?? true,
-      structuredReplies: options.structuredReplies ?? true,
-      blockStatus: options.blockStatus ?? true,
+      extendedHeaders: flag(options.extendedHeaders, true, 'extendedHeaders'),
+      structuredReplies: flag(options.structuredReplies, true, 'structuredReplies'),
+      blockStatus: flag(options.blockStatus, true, 'blockStatus'),
     },
     tls: options.tls,
   };

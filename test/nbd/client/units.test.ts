@@ -93,6 +93,13 @@ describe('backoff', () => {
       expect(resolveClientOptions({ [key]: 2 ** 31 - 1 })[key]).toBe(2 ** 31 - 1);
     }
   });
+
+  it("refuses boolean options of another type: 'false' would count as true", () => {
+    for (const key of ['reconnect', 'extendedHeaders', 'structuredReplies', 'blockStatus'] as const) {
+      expect(() => resolveClientOptions({ [key]: 'false' as unknown as boolean }), key).toThrow(TypeError);
+      expect(() => resolveClientOptions({ [key]: false }), key).not.toThrow();
+    }
+  });
 });
 
 describe('LeastOutstanding', () => {
