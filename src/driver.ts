@@ -29,7 +29,10 @@ import {
  * `interface Quorum { on<K extends keyof QuorumEvents>(e: K, l: (...a: QuorumEvents[K]) => void): this }`.
  */
 export interface BlockDriverEvents {
-  /** The driver finished closing. */
+  /**
+   * The driver finished closing. A listener that throws is reported as a process warning (code
+   * `BLOCKGRAPH_LISTENER`); the other listeners still run and `close()` still resolves.
+   */
   close: [];
 }
 
@@ -528,7 +531,21 @@ export abstract class BlockDriver extends EventEmitter
       throw toBlockError(err, { op: 'close', driver: this.name });
     } finally {
       this.#state = 'closed';
-      this.emit('close');
+      this.#emitClose();
+    }
+  }
+
+  /** 'close' to every listener; one that throws becomes a warning and the others still run. */
+  #emitClose(): void {
+    for (const listener of this.rawListeners('close') as ((...args: unknown[]) => unknown)[]) {
+      try {
+        listener.call(this);
+      } catch (err) {
+        process.emitWarning(`${this.name}: a 'close' listener threw: ${err instanceof Error ? err.message : String(err)}`, {
+          code: 'BLOCKGRAPH_LISTENER',
+          detail: err instanceof Error ? err.stack : undefined,
+        });
+      }
     }
   }
 }

@@ -279,3 +279,26 @@ describe('BlockDriver hooks that break the contract', () => {
     expect(d.state).toBe('closed');
   });
 });
+
+describe('BlockDriver close event', () => {
+  it('a close listener that throws becomes a warning: the other listeners run and close() resolves', async () => {
+    const d = new MemoryDriver({ size: 4096 });
+    const heard: string[] = [];
+    d.on('close', () => {
+      throw new Error('listener bug');
+    });
+    d.once('close', () => heard.push('second'));
+    const warnings: { message: string; code?: string }[] = [];
+    const onWarning = (w: Error & { code?: string }): void => void warnings.push({ message: w.message, code: w.code });
+    process.on('warning', onWarning);
+    try {
+      await expect(d.close()).resolves.toBeUndefined();
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(heard).toEqual(['second']);
+    expect(d.listenerCount('close')).toBe(1); // the once-listener removed itself
+    expect(warnings).toContainEqual({ message: expect.stringContaining('listener bug'), code: 'BLOCKGRAPH_LISTENER' });
+  });
+});

@@ -239,6 +239,7 @@ export class NbdClient extends BlockDriver {
     return new Promise((resolve, reject) => {
       const req = new NbdRequest(this.#seq++, command, flags, offset, length, data, target, { resolve, reject });
       req.signal = signal;
+      req.driver = this.name;
       this.#pool.dispatch(req);
     });
   }

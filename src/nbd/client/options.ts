@@ -114,6 +114,8 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
   if (options.exportName !== undefined && typeof options.exportName !== 'string') throw new TypeError('exportName must be a string');
   if (options.exportName !== undefined) checkExportName(options.exportName);
   if (options.tls !== undefined) checkClientTlsOptions(options.tls);
+  // Checked before any socket opens: a bad signal found later would leave the connection behind.
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   return {
     name: options.name,
     exportName: options.exportName,

@@ -157,7 +157,7 @@ export class ConnectionPool implements ConnectionHost {
     this.#stopReconnect.abort();
     for (const wake of [...this.#sleepers]) wake();
     this.#clearHold();
-    this.#failHeld((req) => new BlockError('ESHUTDOWN', `nbd: ${req.op} abandoned: client closed while disconnected`));
+    this.#failHeld((req) => new BlockError('ESHUTDOWN', `${req.driver}: ${req.op} abandoned: client closed while disconnected`, { details: req.details }));
   }
 
   /**
@@ -167,8 +167,8 @@ export class ConnectionPool implements ConnectionHost {
   async abortAll(): Promise<void> {
     this.beginClose();
     const error = (req: NbdRequest): BlockError =>
-      new BlockError('ESHUTDOWN', `nbd: ${req.op} ${req.offset}+${req.length} abandoned: no reply before the close deadline`, {
-        details: { op: req.op, offset: req.offset, length: req.length },
+      new BlockError('ESHUTDOWN', `${req.driver}: ${req.op} ${req.offset}+${req.length} abandoned: no reply before the close deadline`, {
+        details: req.details,
       });
     await Promise.all(this.#slots.map((s) => s.conn?.abort(error)));
   }
@@ -216,8 +216,8 @@ export class ConnectionPool implements ConnectionHost {
     req.lostAt = this.#connectionsMade;
     if (req.losses > limit) {
       req.reject(
-        new BlockError('EIO', `nbd: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.losses - 1} times (replayLimit ${limit})`, {
-          details: { op: req.op, offset: req.offset, length: req.length },
+        new BlockError('EIO', `${req.driver}: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.losses - 1} times (replayLimit ${limit})`, {
+          details: req.details,
         }),
       );
       return;
@@ -308,8 +308,8 @@ export class ConnectionPool implements ConnectionHost {
           ? `not back within reconnectDelay (${this.#options.reconnectDelay} ms)`
           : 'reconnectDelay is 0';
     // Closing is the caller's doing, not the server's: ESHUTDOWN, as for everything else refused then.
-    return new BlockError(this.#closing ? 'ESHUTDOWN' : 'EIO', `NBD connection lost: ${req.op} ${req.offset}+${req.length} failed (${why})`, {
-      details: { op: req.op, offset: req.offset, length: req.length },
+    return new BlockError(this.#closing ? 'ESHUTDOWN' : 'EIO', `NBD connection lost: ${req.driver}: ${req.op} ${req.offset}+${req.length} failed (${why})`, {
+      details: req.details,
     });
   }
 
@@ -463,8 +463,8 @@ function released(req: NbdRequest): void {
 }
 
 function cancelledWhileHeld(req: NbdRequest, signal: AbortSignal): BlockError {
-  return new BlockError(abortCode(signal), `nbd: ${req.op} ${req.offset}+${req.length} aborted while waiting for a connection`, {
+  return new BlockError(abortCode(signal), `${req.driver}: ${req.op} ${req.offset}+${req.length} aborted while waiting for a connection`, {
     cause: signal.reason,
-    details: { op: req.op, offset: req.offset, length: req.length },
+    details: req.details,
   });
 }

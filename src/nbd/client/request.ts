@@ -67,6 +67,13 @@ export class NbdRequest {
 
   /** The caller's abort signal; honoured while the request waits for a connection (never on the wire). */
   signal: AbortSignal | undefined;
+  /** The client's name (its `name` option), for the errors of this request. */
+  driver = 'nbd';
+
+  /** What errors of this request carry in `details`. */
+  get details(): { op: string; offset: number; length: number; driver: string } {
+    return { op: this.op, offset: this.offset, length: this.length, driver: this.driver };
+  }
   /** While held: the listener that takes the request out of the hold when `signal` aborts. */
   onAbortWhileHeld: (() => void) | undefined;
 
@@ -126,16 +133,16 @@ export class NbdRequest {
 
   /** The error of a request {@link NbdRequest.expired} without a reply. */
   timedOut(timeout: number): BlockError {
-    return new BlockError('ETIMEDOUT', `nbd: ${this.op} ${this.offset}+${this.length} got no reply within ${timeout} ms`, {
-      details: { op: this.op, offset: this.offset, length: this.length },
+    return new BlockError('ETIMEDOUT', `${this.driver}: ${this.op} ${this.offset}+${this.length} got no reply within ${timeout} ms`, {
+      details: this.details,
     });
   }
 
   /** An error reply (simple or chunk) with NBD error value `value`. */
   errorFrom(value: number, message: string): BlockError {
     const text = message === '' ? '' : `: ${message}`;
-    return new BlockError(codeFromNbdError(value), `nbd: server failed ${this.op} ${this.offset}+${this.length} (error ${value})${text}`, {
-      details: { op: this.op, offset: this.offset, length: this.length, nbdError: value },
+    return new BlockError(codeFromNbdError(value), `${this.driver}: server failed ${this.op} ${this.offset}+${this.length} (error ${value})${text}`, {
+      details: { ...this.details, nbdError: value },
     });
   }
 

@@ -81,6 +81,26 @@ describe('oversize TRIM and WRITE_ZEROES', () => {
     }
   });
 
+  it("a server's error names the client (its `name` option) in the message and in details.driver", async () => {
+    scripted = await startScriptedServer({
+      onRequest: (req, conn) => {
+        if (req.type !== Cmd.READ) return false;
+        conn.send(encodeSimpleReply(req, Err.EIO));
+        return true;
+      },
+    });
+    const client = await NbdClient.connect(scripted.uri, { name: 'remote-disk' });
+    try {
+      await expect(client.read(0, 512)).rejects.toMatchObject({
+        code: 'EIO',
+        message: expect.stringMatching(/^remote-disk: server failed read 0\+512/),
+        details: { op: 'read', offset: 0, length: 512, driver: 'remote-disk', nbdError: 5 },
+      });
+    } finally {
+      await client.close();
+    }
+  });
+
   it('other errors, and refusals of requests within the maximum, are not retried', async () => {
     scripted = await startScriptedServer({
       size: 4 * 1024 * 1024,

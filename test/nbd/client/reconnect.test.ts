@@ -96,7 +96,7 @@ describe.skipIf(!peers).each(Object.keys(starters) as (keyof typeof starters)[])
     await running.crash();
     const started = Date.now();
     const held = client.write(4096, patternBytes(4096, 2));
-    await expect(held).rejects.toMatchObject({ code: 'EIO', message: expect.stringMatching(/^NBD connection lost: write 4096\+4096/) });
+    await expect(held).rejects.toMatchObject({ code: 'EIO', message: expect.stringMatching(/^NBD connection lost: nbd: write 4096\+4096/) });
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     const fast = Date.now();
     await expect(client.read(0, 4096)).rejects.toMatchObject({ code: 'EIO' });

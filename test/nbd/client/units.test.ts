@@ -94,6 +94,11 @@ describe('backoff', () => {
     }
   });
 
+  it('refuses a signal that is not an AbortSignal before any socket opens', () => {
+    expect(() => resolveClientOptions({ signal: {} as unknown as AbortSignal })).toThrow(TypeError);
+    expect(() => resolveClientOptions({ signal: new AbortController().signal })).not.toThrow();
+  });
+
   it("refuses boolean options of another type: 'false' would count as true", () => {
     for (const key of ['reconnect', 'extendedHeaders', 'structuredReplies', 'blockStatus'] as const) {
       expect(() => resolveClientOptions({ [key]: 'false' as unknown as boolean }), key).toThrow(TypeError);
