@@ -2,6 +2,7 @@
  * Options of {@link NbdClient} and their validation.
  */
 import { MAX_TIMER_MS } from '../../timer-limit.js';
+import { optionalBoolean } from '../../option-checks.js';
 import type { BlockDriverOptions } from '../../driver.js';
 import { checkExportName } from './address.js';
 import { resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
@@ -96,13 +97,6 @@ function nonNegative(value: number | undefined, fallback: number, what: string):
   return v;
 }
 
-/** An optional boolean: a string such as 'false' would otherwise count as true. */
-function flag(value: unknown, fallback: boolean, what: string): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`${what} must be a boolean, got ${typeof value}`);
-  return value;
-}
-
 /** Validates client options (RangeError/TypeError for programming mistakes) and fills defaults. */
 export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedClientOptions {
   const connections = options.connections ?? 1;
@@ -121,16 +115,16 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
     exportName: options.exportName,
     connections,
     reconnectDelay: nonNegative(options.reconnectDelay, 0, 'reconnectDelay'),
-    reconnect: flag(options.reconnect, true, 'reconnect'),
+    reconnect: optionalBoolean(options.reconnect, true, 'reconnect'),
     backoff: resolveBackoff(options.backoff),
     replayLimit,
     requestTimeout: nonNegative(options.requestTimeout, 0, 'requestTimeout'),
     closeTimeout: nonNegative(options.closeTimeout, 30_000, 'closeTimeout'),
     connectTimeout: nonNegative(options.connectTimeout, 30_000, 'connectTimeout'),
     negotiation: {
-      extendedHeaders: flag(options.extendedHeaders, true, 'extendedHeaders'),
-      structuredReplies: flag(options.structuredReplies, true, 'structuredReplies'),
-      blockStatus: flag(options.blockStatus, true, 'blockStatus'),
+      extendedHeaders: optionalBoolean(options.extendedHeaders, true, 'extendedHeaders'),
+      structuredReplies: optionalBoolean(options.structuredReplies, true, 'structuredReplies'),
+      blockStatus: optionalBoolean(options.blockStatus, true, 'blockStatus'),
     },
     tls: options.tls,
   };

@@ -2,6 +2,7 @@
  * Options and event types of {@link NbdServer}, and their defaults.
  */
 import { MAX_TIMER_MS } from '../../timer-limit.js';
+import { optionalBoolean } from '../../option-checks.js';
 import type { BlockError } from '../../errors.js';
 import type { NbdServerTlsOptions } from './tls.js';
 
@@ -94,13 +95,6 @@ function timerMs(value: unknown, fallback: number, min: number, name: string, no
   return ms;
 }
 
-/** An optional boolean: a string such as 'false' would otherwise count as true. */
-function flag(value: unknown, fallback: boolean, name: string): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean, got ${typeof value}`);
-  return value;
-}
-
 export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions {
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
   // A READ reply's data chunk carries 8 bytes of offset besides the data in a 32-bit length, and
@@ -125,14 +119,14 @@ export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions
     closeTimeoutMs,
     maxConnections,
     idleTimeoutMs,
-    fastSocketReads: flag(options.fastSocketReads, true, 'fastSocketReads'),
+    fastSocketReads: optionalBoolean(options.fastSocketReads, true, 'fastSocketReads'),
     host,
     maxPayload,
     maxInFlight,
     maxQueuedReplyBytes,
     negotiationTimeoutMs,
-    sparseReads: flag(options.sparseReads, true, 'sparseReads'),
-    allowList: flag(options.allowList, true, 'allowList'),
+    sparseReads: optionalBoolean(options.sparseReads, true, 'sparseReads'),
+    allowList: optionalBoolean(options.allowList, true, 'allowList'),
   };
 }
 
