@@ -6,6 +6,7 @@
  * requests — the split nbdkit makes between its server and its plugins, and abstract-level between
  * `op` and `_op`. Offsets and lengths are JavaScript numbers: byte-exact up to 2^53 (8 PiB).
  */
+import { reportListenerError } from './listener-error.js';
 import { abortCode } from './abort-code.js';
 import { EventEmitter } from 'node:events';
 import { BlockError, isBlockError, toBlockError, type BlockErrorCode } from './errors.js';
@@ -541,10 +542,7 @@ export abstract class BlockDriver extends EventEmitter
       try {
         listener.call(this);
       } catch (err) {
-        process.emitWarning(`${this.name}: a 'close' listener threw: ${err instanceof Error ? err.message : String(err)}`, {
-          code: 'BLOCKGRAPH_LISTENER',
-          detail: err instanceof Error ? err.stack : undefined,
-        });
+        reportListenerError(this.name, 'close', err, 'BLOCKGRAPH_LISTENER');
       }
     }
   }

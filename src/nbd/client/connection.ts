@@ -458,7 +458,7 @@ export class NbdConnection implements Dispatchable {
     if (req !== undefined) {
       if (this.#requests.get(req.cookie) === req) this.#requests.delete(req.cookie);
       req.reject(
-        new BlockError('EIO', `nbd: protocol violation in the reply to ${req.op} ${req.offset}+${req.length}: ${message}`, {
+        new BlockError('EIO', `nbd: protocol violation in the reply to ${req.label}: ${message}`, {
           cause: err,
           details: { op: req.op, offset: req.offset, length: req.length },
         }),

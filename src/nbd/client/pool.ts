@@ -14,6 +14,7 @@
  * two overlapping writes must, as with any block device, wait for the first before sending the
  * second — then only the second can be in flight, and the order holds.
  */
+import { reportListenerError } from '../../listener-error.js';
 import { abortCode } from '../../abort-code.js';
 import { performance } from 'node:perf_hooks';
 import { BlockError } from '../../errors.js';
@@ -126,8 +127,7 @@ export class ConnectionPool implements ConnectionHost {
     try {
       this.#listener(event, ...args);
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      process.emitWarning(`nbd: a '${event}' listener threw: ${message}`, { code: 'BLOCKGRAPH_NBD_LISTENER', detail: err instanceof Error ? err.stack : undefined });
+      reportListenerError('nbd', event, err, 'BLOCKGRAPH_NBD_LISTENER');
     }
   }
 
@@ -167,7 +167,7 @@ export class ConnectionPool implements ConnectionHost {
   async abortAll(): Promise<void> {
     this.beginClose();
     const error = (req: NbdRequest): BlockError =>
-      new BlockError('ESHUTDOWN', `${req.driver}: ${req.op} ${req.offset}+${req.length} abandoned: no reply before the close deadline`, {
+      new BlockError('ESHUTDOWN', `${req.driver}: ${req.label} abandoned: no reply before the close deadline`, {
         details: req.details,
       });
     await Promise.all(this.#slots.map((s) => s.conn?.abort(error)));
@@ -216,7 +216,7 @@ export class ConnectionPool implements ConnectionHost {
     req.lostAt = this.#connectionsMade;
     if (req.losses > limit) {
       req.reject(
-        new BlockError('EIO', `${req.driver}: ${req.op} ${req.offset}+${req.length} failed: its connection was lost again after it was replayed ${req.losses - 1} times (replayLimit ${limit})`, {
+        new BlockError('EIO', `${req.driver}: ${req.label} failed: its connection was lost again after it was replayed ${req.losses - 1} times (replayLimit ${limit})`, {
           details: req.details,
         }),
       );
@@ -308,7 +308,7 @@ export class ConnectionPool implements ConnectionHost {
           ? `not back within reconnectDelay (${this.#options.reconnectDelay} ms)`
           : 'reconnectDelay is 0';
     // Closing is the caller's doing, not the server's: ESHUTDOWN, as for everything else refused then.
-    return new BlockError(this.#closing ? 'ESHUTDOWN' : 'EIO', `NBD connection lost: ${req.driver}: ${req.op} ${req.offset}+${req.length} failed (${why})`, {
+    return new BlockError(this.#closing ? 'ESHUTDOWN' : 'EIO', `NBD connection lost: ${req.driver}: ${req.label} failed (${why})`, {
       details: req.details,
     });
   }
@@ -463,7 +463,7 @@ function released(req: NbdRequest): void {
 }
 
 function cancelledWhileHeld(req: NbdRequest, signal: AbortSignal): BlockError {
-  return new BlockError(abortCode(signal), `${req.driver}: ${req.op} ${req.offset}+${req.length} aborted while waiting for a connection`, {
+  return new BlockError(abortCode(signal), `${req.driver}: ${req.label} aborted while waiting for a connection`, {
     cause: signal.reason,
     details: req.details,
   });

@@ -70,6 +70,11 @@ export class NbdRequest {
   /** The client's name (its `name` option), for the errors of this request. */
   driver = 'nbd';
 
+  /** "op offset+length", as errors name the request. */
+  get label(): string {
+    return `${this.label}`;
+  }
+
   /** What errors of this request carry in `details`. */
   get details(): { op: string; offset: number; length: number; driver: string } {
     return { op: this.op, offset: this.offset, length: this.length, driver: this.driver };
@@ -133,7 +138,7 @@ export class NbdRequest {
 
   /** The error of a request {@link NbdRequest.expired} without a reply. */
   timedOut(timeout: number): BlockError {
-    return new BlockError('ETIMEDOUT', `${this.driver}: ${this.op} ${this.offset}+${this.length} got no reply within ${timeout} ms`, {
+    return new BlockError('ETIMEDOUT', `${this.driver}: ${this.label} got no reply within ${timeout} ms`, {
       details: this.details,
     });
   }
@@ -141,7 +146,7 @@ export class NbdRequest {
   /** An error reply (simple or chunk) with NBD error value `value`. */
   errorFrom(value: number, message: string): BlockError {
     const text = message === '' ? '' : `: ${message}`;
-    return new BlockError(codeFromNbdError(value), `${this.driver}: server failed ${this.op} ${this.offset}+${this.length} (error ${value})${text}`, {
+    return new BlockError(codeFromNbdError(value), `${this.driver}: server failed ${this.label} (error ${value})${text}`, {
       details: { ...this.details, nbdError: value },
     });
   }
