@@ -72,7 +72,7 @@ export class NbdRequest {
 
   /** "op offset+length", as errors name the request. */
   get label(): string {
-    return `${this.label}`;
+    return `${this.op} ${this.offset}+${this.length}`;
   }
 
   /** What errors of this request carry in `details`. */
