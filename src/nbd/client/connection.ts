@@ -225,7 +225,7 @@ export class NbdConnection implements Dispatchable {
     }
     this.#phase = 'closing';
     this.#stopSweep();
-    for (const req of this.#requests.values()) req.reject(new BlockError('ESHUTDOWN', `nbd: ${req.op} abandoned: connection closed`));
+    for (const req of this.#requests.values()) req.reject(new BlockError('ESHUTDOWN', `${req.driver}: ${req.op} abandoned: connection closed`, { details: req.details }));
     this.#requests.clear();
     const guard = setTimeout(() => this.#socket.destroy(), 2000);
     await this.#closed;
@@ -458,9 +458,9 @@ export class NbdConnection implements Dispatchable {
     if (req !== undefined) {
       if (this.#requests.get(req.cookie) === req) this.#requests.delete(req.cookie);
       req.reject(
-        new BlockError('EIO', `nbd: protocol violation in the reply to ${req.label}: ${message}`, {
+        new BlockError('EIO', `${req.driver}: protocol violation in the reply to ${req.label}: ${message}`, {
           cause: err,
-          details: { op: req.op, offset: req.offset, length: req.length },
+          details: req.details,
         }),
       );
     }

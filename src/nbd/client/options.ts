@@ -1,8 +1,7 @@
 /**
  * Options of {@link NbdClient} and their validation.
  */
-import { MAX_TIMER_MS } from '../../timer-limit.js';
-import { optionalBoolean } from '../../option-checks.js';
+import { optionalBoolean, timerMs } from '../../option-checks.js';
 import type { BlockDriverOptions } from '../../driver.js';
 import { checkExportName } from './address.js';
 import { resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
@@ -88,15 +87,6 @@ export interface ResolvedClientOptions {
   readonly tls: NbdClientTlsOptions | undefined;
 }
 
-/** A time in ms for a timer: Node fires one longer than MAX_TIMER_MS (~24.8 days) at once. */
-function nonNegative(value: number | undefined, fallback: number, what: string): number {
-  const v = value ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_TIMER_MS) {
-    throw new RangeError(`${what} must be a number of ms from 0 to ${MAX_TIMER_MS}, got ${v}`);
-  }
-  return v;
-}
-
 /** Validates client options (RangeError/TypeError for programming mistakes) and fills defaults. */
 export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedClientOptions {
   const connections = options.connections ?? 1;
@@ -114,13 +104,13 @@ export function resolveClientOptions(options: NbdClientOptions = {}): ResolvedCl
     name: options.name,
     exportName: options.exportName,
     connections,
-    reconnectDelay: nonNegative(options.reconnectDelay, 0, 'reconnectDelay'),
+    reconnectDelay: timerMs(options.reconnectDelay, 0, 0, 'reconnectDelay'),
     reconnect: optionalBoolean(options.reconnect, true, 'reconnect'),
     backoff: resolveBackoff(options.backoff),
     replayLimit,
-    requestTimeout: nonNegative(options.requestTimeout, 0, 'requestTimeout'),
-    closeTimeout: nonNegative(options.closeTimeout, 30_000, 'closeTimeout'),
-    connectTimeout: nonNegative(options.connectTimeout, 30_000, 'connectTimeout'),
+    requestTimeout: timerMs(options.requestTimeout, 0, 0, 'requestTimeout'),
+    closeTimeout: timerMs(options.closeTimeout, 30_000, 0, 'closeTimeout'),
+    connectTimeout: timerMs(options.connectTimeout, 30_000, 0, 'connectTimeout'),
     negotiation: {
       extendedHeaders: optionalBoolean(options.extendedHeaders, true, 'extendedHeaders'),
       structuredReplies: optionalBoolean(options.structuredReplies, true, 'structuredReplies'),

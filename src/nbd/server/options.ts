@@ -1,8 +1,7 @@
 /**
  * Options and event types of {@link NbdServer}, and their defaults.
  */
-import { MAX_TIMER_MS } from '../../timer-limit.js';
-import { optionalBoolean } from '../../option-checks.js';
+import { optionalBoolean, timerMs } from '../../option-checks.js';
 import type { BlockError } from '../../errors.js';
 import type { NbdServerTlsOptions } from './tls.js';
 
@@ -86,14 +85,6 @@ export interface ResolvedServerOptions {
 
 /** qemu-nbd's NBD_MAX_BUFFER_SIZE, and the size the NBD spec says no client should exceed. */
 export const DEFAULT_MAX_PAYLOAD = 32 * 1024 * 1024;
-
-/** A number of milliseconds in [min, MAX_TIMER_MS]: a string or boolean would pass a comparison. */
-function timerMs(value: unknown, fallback: number, min: number, name: string, note = ''): number {
-  const ms = value ?? fallback;
-  if (typeof ms !== 'number') throw new TypeError(`${name} must be a number of milliseconds, got ${typeof ms}`);
-  if (!(ms >= min && ms <= MAX_TIMER_MS)) throw new RangeError(`${name} must be from ${min}${note} to ${MAX_TIMER_MS} ms (Node's longest timer), got ${ms}`);
-  return ms;
-}
 
 export function resolveOptions(options: NbdServerOptions): ResolvedServerOptions {
   const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;

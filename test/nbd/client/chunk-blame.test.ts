@@ -43,7 +43,7 @@ describe('a malformed reply chunk', () => {
       const client = await NbdClient.connect(scripted.uri, { connections: 2, reconnectDelay: 5000, backoff: { initialDelay: 5, maxDelay: 10 } });
       try {
         const [bad, good] = await Promise.allSettled([client.read(0, 16), client.read(4096, 16)]);
-        expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'EIO', message: expect.stringMatching(/protocol violation/) } });
+        expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'EIO', message: expect.stringMatching(/^nbd: protocol violation/), details: { op: 'read', driver: 'nbd' } } });
         expect(good.status).toBe('fulfilled');
         expect(badReads).toBe(1);
       } finally {

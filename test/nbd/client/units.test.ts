@@ -91,6 +91,8 @@ describe('backoff', () => {
       expect(() => resolveClientOptions({ [key]: 2 ** 31 }), key).toThrow(RangeError);
       expect(() => resolveClientOptions({ [key]: Infinity }), key).toThrow(RangeError);
       expect(resolveClientOptions({ [key]: 2 ** 31 - 1 })[key]).toBe(2 ** 31 - 1);
+      // The wrong type is a programming mistake, as for the server's times.
+      expect(() => resolveClientOptions({ [key]: '5' as unknown as number }), key).toThrow(TypeError);
     }
   });
 
