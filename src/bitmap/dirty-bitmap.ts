@@ -41,6 +41,8 @@ export const DEFAULT_BITMAP_GRANULARITY = 64 * 1024;
 
 const ALL_ONES = 0xffffffff;
 
+const BITMAP_BRAND = Symbol.for('blockgraph.DirtyBitmap');
+
 /** Tracks which granules of a device are dirty. Synchronous and not thread-shared. */
 export class DirtyBitmap {
   /** Device size in bytes. */
@@ -52,6 +54,22 @@ export class DirtyBitmap {
   #words: Uint32Array;
   #count = 0;
 
+  /** Brands bitmaps of every copy of this package loaded in the process (see `Symbol.hasInstance`). */
+  get [BITMAP_BRAND](): true {
+    return true;
+  }
+
+  /**
+   * `instanceof DirtyBitmap` holds for a bitmap built on any copy of this package (the ESM and the
+   * CommonJS build side by side, or two installs), so `merge` takes one from a CommonJS library.
+   */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    if (this === DirtyBitmap) {
+      return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BITMAP_BRAND] === true;
+    }
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
   /**
    * @throws RangeError when `size` or `granularity` is out of range.
    * @throws BlockError ENOMEM when the bits cannot be allocated.
@@ -61,8 +79,9 @@ export class DirtyBitmap {
     const { size } = options;
     const granularity = options.granularity ?? DEFAULT_BITMAP_GRANULARITY;
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`size must be a non-negative safe integer, got ${size}`);
+    // Math.log2 rounds values one float step off a power of two to an integer: check both ways.
     const log2 = typeof granularity === 'number' ? Math.log2(granularity) : NaN;
-    if (!Number.isInteger(log2) || log2 < MIN_GRANULARITY_LOG2 || log2 > MAX_GRANULARITY_LOG2) {
+    if (!Number.isInteger(log2) || 2 ** log2 !== granularity || log2 < MIN_GRANULARITY_LOG2 || log2 > MAX_GRANULARITY_LOG2) {
       throw new RangeError(`granularity must be a power of two from 512 B to 2 GiB, got ${granularity}`);
     }
     this.size = size;
@@ -180,7 +199,13 @@ export class DirtyBitmap {
       fail('merge', `cannot merge a bitmap of ${other.size} B / ${other.granularity} B granules into ${this.size} B / ${this.granularity} B granules`, 0, other.size);
     }
     if (other === this) return;
-    this.#count += orWords(this.#words, other.#words);
+    if (#words in other) {
+      this.#count += orWords(this.#words, other.#words);
+      return;
+    }
+    // Another copy of this package: its private bits are not ours to read, its runs are (a run of
+    // the same geometry covers whole granules, so `set` marks exactly those).
+    for (const run of (other as DirtyBitmap).extents()) this.set(run.offset, run.length);
   }
 
   /** Marks the whole device clean. */

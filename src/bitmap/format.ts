@@ -18,8 +18,10 @@
 import { BlockError } from '../errors.js';
 import { crc32 } from './crc32.js';
 
-/** `BGDB`: blockgraph dirty bitmap. */
-export const BITMAP_MAGIC = Uint8Array.of(0x42, 0x47, 0x44, 0x42);
+/** The magic the codec writes and checks: a private copy, so a caller writing into the exported one changes nothing. */
+const MAGIC = Uint8Array.of(0x42, 0x47, 0x44, 0x42);
+/** `BGDB`: blockgraph dirty bitmap (a copy for reference; the codec does not read it). */
+export const BITMAP_MAGIC = MAGIC.slice();
 /** The format version this code writes and the only one it reads. */
 export const BITMAP_FORMAT_VERSION = 1;
 /** Bytes before the bits. */
@@ -47,7 +49,7 @@ export function encodeBitmap(size: number, granularity: number, granules: number
   const n = Math.ceil(granules / 8);
   const out = new Uint8Array(BITMAP_HEADER_BYTES + n + BITMAP_TRAILER_BYTES);
   const view = new DataView(out.buffer);
-  out.set(BITMAP_MAGIC, 0);
+  out.set(MAGIC, 0);
   out[4] = BITMAP_FORMAT_VERSION;
   out[5] = Math.log2(granularity);
   view.setUint32(8, size % 2 ** 32, true);
@@ -62,8 +64,8 @@ export function decodeBitmap(bytes: Uint8Array): DecodedBitmap {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes must be a Uint8Array');
   const minimum = BITMAP_HEADER_BYTES + BITMAP_TRAILER_BYTES;
   if (bytes.length < minimum) bad(`${bytes.length} bytes is shorter than the ${minimum}-byte minimum`);
-  for (let i = 0; i < BITMAP_MAGIC.length; i++) {
-    if (bytes[i] !== BITMAP_MAGIC[i]) bad('bad magic (not a blockgraph dirty bitmap)');
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (bytes[i] !== MAGIC[i]) bad('bad magic (not a blockgraph dirty bitmap)');
   }
   if (bytes[4] !== BITMAP_FORMAT_VERSION) bad(`unsupported version ${bytes[4]}`);
   const log2 = bytes[5];

@@ -1,6 +1,6 @@
 /** The byte ↔ granule rules and the algebra of DirtyBitmap, one property per rule. */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DirtyBitmap, type DirtyExtent } from '../../src/bitmap/index.js';
 import { alignedRange, position, range, ranges, smallGeometry, type Geometry } from './arbitraries.js';
 import { ArrayModel } from './model.js';
@@ -237,6 +237,30 @@ describe('merge, clone, setAll', () => {
       expect(a.count).toBe(1);
     }
     expect(() => a.merge({} as DirtyBitmap)).toThrow(TypeError);
+  });
+
+  it('merges a bitmap from another copy of the package (the CommonJS build beside the ESM one)', async () => {
+    vi.resetModules();
+    const other = await import('../../src/bitmap/index.js');
+    expect(other.DirtyBitmap).not.toBe(DirtyBitmap);
+    fc.assert(
+      fc.property(pair, ([g, xs, ys]) => {
+        const a = build(g, xs);
+        const foreign = new other.DirtyBitmap(g);
+        for (const p of ys) foreign.set(p.offset, p.length);
+        expect(foreign instanceof DirtyBitmap).toBe(true);
+        a.merge(foreign as DirtyBitmap);
+        const both = build(g, [...xs, ...ys]);
+        expect(pairs(a.extents())).toEqual(pairs(both.extents()));
+        expect(a.count).toBe(both.count);
+      }),
+      { numRuns: 100 },
+    );
+    const mismatched = new other.DirtyBitmap({ size: 4096, granularity: 512 });
+    expect(() => new DirtyBitmap({ size: 8192, granularity: 512 }).merge(mismatched as DirtyBitmap)).toThrow(
+      expect.objectContaining({ code: 'EINVAL' }),
+    );
+    for (const notABitmap of [null, {}, new Uint32Array(1)]) expect(notABitmap instanceof DirtyBitmap).toBe(false);
   });
 
   it('setAll marks every granule, and only those, dirty', () => {

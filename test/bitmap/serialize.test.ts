@@ -167,3 +167,19 @@ describe('damaged images are rejected with EINVAL', () => {
     expect(() => DirtyBitmap.deserialize(small)).toThrow(einval);
   });
 });
+
+describe('the exported magic', () => {
+  it('is a copy: writing into it changes neither what serialize writes nor what deserialize accepts', () => {
+    const b = new DirtyBitmap({ size: 1 << 20, granularity: 4096 });
+    b.set(8192, 1);
+    const before = b.serialize();
+    const saved = BITMAP_MAGIC.slice();
+    BITMAP_MAGIC[0] = 0x58;
+    try {
+      expect(b.serialize()).toEqual(before);
+      expect(DirtyBitmap.deserialize(before).count).toBe(1);
+    } finally {
+      BITMAP_MAGIC.set(saved);
+    }
+  });
+});
