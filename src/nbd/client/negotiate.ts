@@ -88,25 +88,18 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
     if (r.kind === 'ack') replyMode = 'extended';
     else expectRefusal(r);
   }
-  // The remaining options go out in one batch: each round trip saved shortens every (re)connect,
-  // and servers that send a reply in two small writes (nbd-server) stall ~40 ms on each one
-  // (Nagle against delayed ACK). Nothing in the batch depends on an answer the batch holds: a
-  // meta-context request that reaches a server without structured replies is merely refused.
-  const askStructured = replyMode === 'simple' && want.structuredReplies;
-  const askMeta = want.blockStatus && (replyMode !== 'simple' || askStructured);
-  const batch: Uint8Array[] = [];
-  if (askStructured) batch.push(encodeOption(Opt.STRUCTURED_REPLY));
-  if (askMeta) batch.push(encodeMetaContextOption(Opt.SET_META_CONTEXT, exportName, [BaseAllocation.NAME]));
-  batch.push(encodeInfoOption(Opt.GO, exportName, [Info.BLOCK_SIZE]));
-  ch.send(Buffer.concat(batch));
-  if (askStructured) {
+  // One option at a time: the spec forbids sending an option before the final reply to the last
+  // one, and SET_META_CONTEXT before structured replies or extended headers are agreed.
+  if (replyMode === 'simple' && want.structuredReplies) {
+    ch.send(encodeOption(Opt.STRUCTURED_REPLY));
     const r = await replyTo(ch, Opt.STRUCTURED_REPLY);
     if (r.kind === 'ack') replyMode = 'structured';
     else expectRefusal(r);
   }
 
   let metaContextId: number | undefined;
-  if (askMeta) {
+  if (want.blockStatus && replyMode !== 'simple') {
+    ch.send(encodeMetaContextOption(Opt.SET_META_CONTEXT, exportName, [BaseAllocation.NAME]));
     for (;;) {
       const r = await replyTo(ch, Opt.SET_META_CONTEXT);
       if (r.kind === 'metaContext') {
@@ -119,11 +112,9 @@ export async function negotiate(ch: HandshakeChannel, exportName: string, want: 
       metaContextId = undefined;
       break;
     }
-    // Block status needs structured replies; a lenient server that granted the context anyway
-    // could not answer BLOCK_STATUS.
-    if (replyMode === 'simple') metaContextId = undefined;
   }
 
+  ch.send(encodeInfoOption(Opt.GO, exportName, [Info.BLOCK_SIZE]));
   let size: number | undefined;
   let transmissionFlags = 0;
   let blockSizes: NbdBlockSizes | undefined;

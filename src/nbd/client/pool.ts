@@ -12,7 +12,9 @@
  * writes in flight at the same time: the server may have executed them in either order before the
  * drop, and the replay executes them again in submission order. Callers that need an order between
  * two overlapping writes must, as with any block device, wait for the first before sending the
- * second — then only the second can be in flight, and the order holds.
+ * second. Even that does not hold across a drop: the server may still be executing the original
+ * of a write whose replay we acknowledged, and it can land after a later write (docs/nbd-client.md,
+ * "Replay risks"; NBD offers no way to wait for a dead connection's requests).
  */
 import { reportListenerError } from '../../listener-error.js';
 import { abortCode } from '../../abort-code.js';

@@ -73,6 +73,27 @@ describe('negotiation fallbacks (scripted server)', () => {
     });
   });
 
+  it('sends each option only after the final reply to the previous one, and SET_META_CONTEXT only once structured replies are agreed', async () => {
+    const setups: ScriptedServerOptions[] = [
+      { extended: true, structured: true, metaContext: true, blockSizes: [1, 4096, 1024 * 1024] },
+      { structured: true, metaContext: true, blockSizes: [1, 4096, 1024 * 1024] },
+      { structured: true, metaContext: true, go: false },
+      { structured: false, metaContext: true },
+      {},
+    ];
+    for (const setup of setups) {
+      const server = await startScriptedServer(setup);
+      try {
+        const client = await NbdClient.connect(server.uri);
+        await roundTrip(client);
+        await client.close();
+        expect(server.optionRuleBreaks, JSON.stringify(setup)).toEqual([]);
+      } finally {
+        await server.close();
+      }
+    }
+  });
+
   it('does not ask for what the options turn off', async () => {
     await withScripted(
       { extended: true, structured: true, metaContext: true },

@@ -70,6 +70,12 @@ export interface ScriptedServer {
   readonly requests: RecordedRequest[];
   /** Number of connections that reached transmission. */
   readonly connections: number;
+  /**
+   * Options that arrived before the server had answered the previous one (parsed from the same
+   * received chunk: this server answers each option at once), or SET_META_CONTEXT before
+   * structured replies were agreed: both are things the spec forbids a client to send.
+   */
+  readonly optionRuleBreaks: string[];
   /** Destroys every client socket (a crash as the client sees it) and keeps listening. */
   dropClients(): void;
   /** While true, new connections are closed at once (the server is "down"). */
@@ -83,6 +89,7 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
   const disk = new Uint8Array(size);
   const sockets = new Set<Socket>();
   const requests: RecordedRequest[] = [];
+  const optionRuleBreaks: string[] = [];
   let connections = 0;
   let accepted = 0;
   const path = tmpSocketPath();
@@ -145,6 +152,7 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
         return;
       }
       opts.push(Buffer.from(chunk));
+      let optionsInChunk = 0;
       while (requestParser === undefined) {
         const ev = opts.next();
         if (ev === undefined) break;
@@ -153,6 +161,8 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
           continue;
         }
         const o = ev.option;
+        if (++optionsInChunk > 1) optionRuleBreaks.push(`${o.kind} sent before the previous option's reply`);
+        if (o.kind === 'setMetaContext' && !structured) optionRuleBreaks.push('setMetaContext before structured replies were agreed');
         if (o.kind === 'exportName') {
           socket.write(encodeExportNameReply(size, flags, noZeroes));
           transmit(opts.takeRemainder());
@@ -207,6 +217,7 @@ export async function startScriptedServer(options: ScriptedServerOptions = {}): 
     get connections() {
       return connections;
     },
+    optionRuleBreaks,
     dropClients: () => {
       for (const s of sockets) s.destroy();
     },
