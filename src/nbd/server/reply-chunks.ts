@@ -12,11 +12,20 @@ export function allocationFlags(e: BlockExtent): number {
 }
 
 /**
+ * Descriptor boundaries inside a reply fall on multiples of this many bytes, whatever the export's
+ * minimum block size. qemu reads block status in 512-byte sectors and widens a zero run to whole
+ * sectors, so a boundary inside a sector makes `qemu-img convert` skip the data after it; the spec
+ * asks for lengths in multiples of 512 where possible.
+ */
+const SECTOR = 512;
+
+/**
  * Turns a driver's extents (contiguous from `offset`, inside the request, non-empty) into the
  * descriptors of one BLOCK_STATUS chunk: at most `maxExtents` (1 for REQ_ONE), each nonzero, each
- * ending on a multiple of `minBlockSize` unless it ends the request, and each below 2^32 unless
- * `wide`. When the first extent is shorter than the alignment, one aligned extent with flags 0
- * ("allocated, contents unknown" — always a truthful answer) is sent instead.
+ * ending on a multiple of the minimum block size and of 512 (absolute offsets) unless it ends the
+ * request, and each below 2^32 unless `wide`. A block split between extents gets their flags
+ * merged the careful way (allocated if any part is, zero only if every part is), and bytes the
+ * driver did not report on count as data, so every descriptor is truthful.
  */
 export function statusExtents(
   extents: readonly BlockExtent[],
@@ -26,28 +35,71 @@ export function statusExtents(
   maxExtents: number,
   wide: boolean,
 ): StatusExtent[] {
+  const grain = Math.max(minBlockSize, SECTOR);
   const end = offset + length;
-  const limit = wide ? Number.MAX_SAFE_INTEGER : 0xffffffff - (0xffffffff % minBlockSize);
+  const reported = reportedEnd(extents, offset, end);
+  // First in whole blocks, of any length; then cut to the 32-bit limit and the count.
+  const blocks: StatusExtent[] = [];
+  const append = (len: number, flags: number): void => {
+    const last = blocks[blocks.length - 1];
+    if (last !== undefined && last.flags === flags) blocks[blocks.length - 1] = { length: last.length + len, flags };
+    else blocks.push({ length: len, flags });
+  };
+  let pos = offset;
+  let i = 0;
+  // Only the last entry can still grow, so one past the count is enough.
+  while (pos < end && blocks.length <= maxExtents) {
+    const blockEnd = Math.min(Math.floor(pos / grain) * grain + grain, end);
+    // Past what the driver reported the client asks again, unless nothing would be answered.
+    if (blockEnd > reported && pos !== offset) break;
+    while (i < extents.length && extents[i].offset + extents[i].length <= pos) i++;
+    const e = extents[i];
+    const eEnd = e === undefined ? pos : Math.min(e.offset + e.length, end);
+    if (e !== undefined && eEnd >= blockEnd) {
+      const to = eEnd === end ? end : Math.floor(eEnd / grain) * grain;
+      append(to - pos, allocationFlags(e));
+      pos = to;
+    } else {
+      append(blockEnd - pos, mergedFlags(extents, i, pos, blockEnd, reported));
+      pos = blockEnd;
+    }
+  }
+  const limit = wide ? Number.MAX_SAFE_INTEGER : 0xffffffff;
   const out: StatusExtent[] = [];
+  let from = offset;
+  for (const b of blocks) {
+    const stop = from + b.length;
+    while (from < stop) {
+      if (out.length >= maxExtents) return out;
+      const to = stop - from <= limit ? stop : Math.floor((from + limit) / grain) * grain;
+      out.push({ length: to - from, flags: b.flags });
+      from = to;
+    }
+  }
+  return out;
+}
+
+/** Where the driver's contiguous answer from `offset` stops (at most `end`). */
+function reportedEnd(extents: readonly BlockExtent[], offset: number, end: number): number {
   let pos = offset;
   for (const e of extents) {
-    if (out.length >= maxExtents || pos >= end) break;
-    let stop = Math.min(e.offset + e.length, end);
-    if (stop !== end && minBlockSize > 1) stop -= stop % minBlockSize;
-    if (stop - pos > limit) stop = pos + limit;
-    if (stop <= pos) break;
-    const flags = allocationFlags(e);
-    const last = out[out.length - 1];
-    if (last !== undefined && last.flags === flags && last.length + (stop - pos) <= limit) {
-      out[out.length - 1] = { length: last.length + (stop - pos), flags };
-    } else {
-      out.push({ length: stop - pos, flags });
-    }
-    pos = stop;
-    if (stop !== Math.min(e.offset + e.length, end)) break;
+    if (e.offset !== pos) break;
+    pos = e.offset + e.length;
   }
-  if (out.length === 0) out.push({ length: Math.min(minBlockSize, length, limit), flags: 0 });
-  return out;
+  return Math.min(pos, end);
+}
+
+/** base:allocation flags of `[from, to)` from every extent touching it; unreported bytes are data. */
+function mergedFlags(extents: readonly BlockExtent[], first: number, from: number, to: number, reported: number): number {
+  if (to > reported) return 0;
+  let allocated = false;
+  let zero = true;
+  for (let j = first; j < extents.length && extents[j].offset < to; j++) {
+    if (extents[j].offset + extents[j].length <= from) continue;
+    allocated ||= extents[j].allocated;
+    zero &&= extents[j].zero;
+  }
+  return allocationFlags({ offset: from, length: to - from, allocated, zero });
 }
 
 /** One piece of a sparse READ reply. */

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryDriver } from '../../../src/drivers/memory.js';
+import { Slice } from '../../../src/filters/slice.js';
 import { requirePeers, run, runOk, tmpDir } from '../../helpers/peers.js';
 import { startServer } from './fixture.js';
 
@@ -19,10 +20,13 @@ describe.skipIf(!peers)('NBD server with qemu clients', () => {
   const disk = new MemoryDriver({ size: 8 * MiB });
   const sparse = new MemoryDriver({ size: 16 * MiB });
   const copy = new MemoryDriver({ size: 4 * MiB });
+  // A window starting 1000 bytes into 64 KiB chunks: its extents change mid-sector.
+  const windowed = new MemoryDriver({ size: 2 * MiB, chunkSize: 64 * 1024 });
+  const slice = new Slice(windowed, { offset: 1000, length: MiB });
 
   beforeAll(async () => {
     dir = tmpDir();
-    fixture = await startServer({ exports: { disk, sparse, copy }, unix: true });
+    fixture = await startServer({ exports: { disk, sparse, copy, slice }, unix: true });
     fixture.server.addExport('', new MemoryDriver({ size: MiB }), { description: 'default' });
   });
   afterAll(async () => {
@@ -96,6 +100,14 @@ describe.skipIf(!peers)('NBD server with qemu clients', () => {
     ]);
   });
 
+  it('qemu-img convert copies every byte of an export whose extents change mid-sector (a Slice at byte 1000)', async () => {
+    await windowed.write(64 * 1024, new Uint8Array(64 * 1024).fill(0xab));
+    const truth = Buffer.from(await slice.read(0, MiB));
+    const out = join(dir.path, 'slice.img');
+    await runOk(peers!['qemu-img'], ['convert', '-f', 'raw', '-O', 'raw', fixture.uri('slice'), out]);
+    expect(readFileSync(out).equals(truth)).toBe(true);
+  });
+
   it('qemu-io over a Unix socket', async () => {
     const uri = `nbd+unix:///disk?socket=${fixture.socketPath}`;
     const r = await qemuIo(uri, 'write -P 0x42 3m 64k', 'read -P 0x42 3m 64k');
@@ -104,7 +116,7 @@ describe.skipIf(!peers)('NBD server with qemu clients', () => {
 
   it('qemu-nbd -L lists the exports with their description and base:allocation', async () => {
     const r = await runOk(peers!['qemu-nbd'], ['-L', '-b', '127.0.0.1', '-p', String(fixture.port)]);
-    expect(r.stdout).toMatch(/exports available: 4/);
+    expect(r.stdout).toMatch(/exports available: 5/);
     expect(r.stdout).toMatch(/export: 'disk'/);
     expect(r.stdout).toMatch(/description: default/);
     expect(r.stdout).toMatch(/base:allocation/);
