@@ -103,10 +103,44 @@ describe('least-pending', () => {
     await q.close();
   });
 
+  it('falls back to the least busy of the others, not the next by index', async () => {
+    const mems = Array.from({ length: 3 }, () => new MemoryDriver({ size: 4096 }));
+    const fault = new FaultInjector(mems[0]);
+    const counters = [new ReadCounter(fault), new ReadCounter(new Delay(mems[1], { delays: { read: 300 } })), new ReadCounter(mems[2])];
+    const q = new Quorum({ children: counters, threshold: 1, readPattern: 'least-pending' });
+    // Six reads at once go 0, 1, 2, 0, 1, 2; the fast children finish, child 1 keeps two pending.
+    const reads = Array.from({ length: 6 }, () => q.read(0, 16));
+    const slow = [reads[1], reads[4]];
+    await Promise.all([reads[0], reads[2], reads[3], reads[5]]);
+    expect(q.members.map((m) => m.pending)).toEqual([0, 2, 0]);
+    fault.failAll('EIO');
+    // Child 0 is picked (a tie with child 2, lowest index) and fails: child 2 (0 pending) serves, not child 1 (2 pending).
+    await q.read(0, 16);
+    expect(counters.map((c) => c.reads)).toEqual([3, 2, 3]);
+    await Promise.all(slow);
+    await q.close();
+  });
+
   it('falls back when the least busy child fails', async () => {
     const { q, faults, events } = mirrors(2, 'least-pending');
     faults[0].failAll('ENOSPC');
     await q.read(0, 16);
     expect(events).toHaveLength(1);
+  });
+});
+
+describe('quorum reads that fail', () => {
+  it('say the children disagree when enough succeeded but no version has threshold votes', async () => {
+    const mems = Array.from({ length: 3 }, () => new MemoryDriver({ size: 4096 }));
+    const faults = mems.map((m) => new FaultInjector(m));
+    const q = new Quorum({ children: faults, threshold: 2, readPattern: 'quorum' });
+    await mems[1].write(0, new Uint8Array([1]));
+    await mems[2].write(0, new Uint8Array([2]));
+    faults[0].failAll('ENOSPC');
+    // Two of three answered (= threshold), with different bytes: no majority, not "too few succeeded".
+    await expect(q.read(0, 1)).rejects.toMatchObject({ code: 'EIO', message: expect.stringMatching(/disagree/) });
+    await mems[2].write(0, new Uint8Array([1]));
+    expect([...(await q.read(0, 1))]).toEqual([1]);
+    await q.close();
   });
 });

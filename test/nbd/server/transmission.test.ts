@@ -9,7 +9,7 @@ import { MemoryDriver } from '../../../src/drivers/memory.js';
 import { Cmd, CmdFlag, ReplyFlag, TransmissionFlag } from '../../../src/nbd/protocol/index.js';
 import { serverScope, startServer } from './fixture.js';
 import { RawClient } from './raw-client.js';
-import { FailingDriver, SpyDriver } from './test-drivers.js';
+import { FailingDriver, GateDriver, SpyDriver } from './test-drivers.js';
 
 const EPERM = 1;
 const EIO = 5;
@@ -228,6 +228,59 @@ describe('NBD server transmission', () => {
     expect((await c.read(0, 4)).error).toBe(0);
   });
 
+  it('takes READs and WRITEs of exactly maxPayload bytes and refuses one byte more', async () => {
+    const c = await open({ maxPayload: 65536, exports: { '': new MemoryDriver({ size: 1 << 20 }) } }, 'structured');
+    expect((await c.write(0, new Uint8Array(65536).fill(3))).error).toBe(0);
+    const r = await c.read(0, 65536);
+    expect(r.error).toBe(0);
+    expect(r.data.every((b) => b === 3)).toBe(true);
+    expect((await c.read(0, 65537)).error).toBe(EINVAL);
+  });
+
+  it('refuses the DF flag unless structured replies were agreed', async () => {
+    const simple = await open({}, 'simple');
+    expect((await simple.request(Cmd.READ, 0, 16, { flags: CmdFlag.DF })).error).toBe(EINVAL);
+    const structured = await open({}, 'structured');
+    expect((await structured.request(Cmd.READ, 0, 16, { flags: CmdFlag.DF })).error).toBe(0);
+  });
+
+  it('answers BLOCK_STATUS with REQ_ONE with exactly one descriptor, and without it with the whole map', async () => {
+    const disk = new MemoryDriver({ size: 1 << 20, chunkSize: 4096 });
+    await disk.write(8192, new Uint8Array(4096).fill(1));
+    await disk.write(65536, new Uint8Array(4096).fill(1));
+    const c = await open({ exports: { '': disk } }, 'structured');
+    const descriptors = async (flags: number) => {
+      const r = await c.request(Cmd.BLOCK_STATUS, 0, 1 << 20, { flags });
+      const chunk = r.chunks.find((x) => x.kind === 'blockStatus');
+      if (chunk?.kind !== 'blockStatus') throw new Error('no block status chunk');
+      return chunk.extents.map((e) => [e.length, e.flags]);
+    };
+    expect(await descriptors(CmdFlag.REQ_ONE)).toEqual([[8192, 3]]);
+    expect(await descriptors(0)).toEqual([
+      [8192, 3],
+      [4096, 0],
+      [65536 - 12288, 3],
+      [4096, 0],
+      [(1 << 20) - 69632, 3],
+    ]);
+  });
+
+  it('counts WRITE payloads against maxQueuedReplyBytes: writes past the budget wait for earlier ones', async () => {
+    const gate = new GateDriver(new MemoryDriver({ size: 4 << 20 }));
+    const c = await open({ maxQueuedReplyBytes: 1 << 20, exports: { '': gate } }, 'structured');
+    const writes = [0, 1, 2, 3].map((i) => c.write(i * (512 << 10), new Uint8Array(512 << 10).fill(i + 1)));
+    await gate.whenHeld(2);
+    // Give the server time to start more if it (wrongly) would.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(gate.held).toBe(2);
+    for (let i = 0; i < 10 && gate.held > 0; i++) {
+      gate.release();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await Promise.all(writes)).map((w) => w.error)).toEqual([0, 0, 0, 0]);
+    expect(gate.maxRunning).toBe(2);
+  });
+
   it('refuses writes to a read-only export with EPERM', async () => {
     scope.fixture = await startServer({ exports: {} });
     const spy = new SpyDriver(new MemoryDriver({ size: 65536 }));
@@ -245,6 +298,8 @@ describe('NBD server transmission', () => {
     for (const mode of ['simple', 'structured', 'extended'] as const) {
       const c = await open({}, mode);
       for (const type of [Cmd.READ, Cmd.TRIM, Cmd.WRITE_ZEROES, Cmd.CACHE]) expect((await c.request(type, 4096, 0)).error).toBe(0);
+      // At the very end of the export too: an empty range at `size` is inside it.
+      for (const type of [Cmd.READ, Cmd.TRIM, Cmd.WRITE_ZEROES, Cmd.CACHE]) expect((await c.request(type, 4 * 1024 * 1024, 0)).error).toBe(0);
       expect((await c.write(4096, new Uint8Array(0))).error).toBe(0);
       expect((await c.read(0, 4)).error).toBe(0);
     }
