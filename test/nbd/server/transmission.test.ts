@@ -281,6 +281,24 @@ describe('NBD server transmission', () => {
     expect(gate.maxRunning).toBe(2);
   });
 
+  it('hands FLUSH, TRIM (with its FUA), WRITE_ZEROES and CACHE to the driver, with their arguments', async () => {
+    const spy = new SpyDriver(new MemoryDriver({ size: 1 << 20 }));
+    spy.setCapabilities({ canCache: true });
+    const c = await open({ exports: { '': spy } }, 'structured');
+    expect((await c.request(Cmd.FLUSH, 0, 0)).error).toBe(0);
+    expect((await c.request(Cmd.TRIM, 4096, 8192, { flags: CmdFlag.FUA })).error).toBe(0);
+    expect((await c.request(Cmd.WRITE_ZEROES, 0, 512, { flags: CmdFlag.NO_HOLE })).error).toBe(0);
+    expect((await c.request(Cmd.CACHE, 512, 1024)).error).toBe(0);
+    expect(spy.calls.map((x) => [x.op, x.offset, x.length])).toEqual([
+      ['flush', 0, 0],
+      ['discard', 4096, 8192],
+      ['writeZeroes', 0, 512],
+      ['cache', 512, 1024],
+    ]);
+    expect(spy.calls[1].options).toMatchObject({ fua: true });
+    expect(spy.calls[2].options).toMatchObject({ mayUnmap: false });
+  });
+
   it('refuses writes to a read-only export with EPERM', async () => {
     scope.fixture = await startServer({ exports: {} });
     const spy = new SpyDriver(new MemoryDriver({ size: 65536 }));
