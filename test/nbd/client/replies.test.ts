@@ -159,6 +159,17 @@ describe('structured READ replies', () => {
     await withClient(structured, (c) => expect(c.read(0, 512)).rejects.toMatchObject({ code: 'EIO' }));
   });
 
+  it('an OFFSET_HOLE chunk whose payload is not exactly 12 bytes is a violation', async () => {
+    script = (req, conn) => {
+      if (req.type !== Cmd.READ) return false;
+      const chunk = Buffer.from(encodeHoleChunk(false, req, ReplyFlag.DONE, req.offset, req.length));
+      chunk.writeUInt32BE(16, 16); // payload length 16: the 12 the spec defines plus 4 stray bytes
+      conn.send(chunk, new Uint8Array(4));
+      return true;
+    };
+    await withClient(structured, (c) => expect(c.read(0, 512)).rejects.toMatchObject({ code: 'EIO' }));
+  });
+
   it('an OFFSET_DATA chunk in the reply to a write is a violation', async () => {
     script = (req, conn) => {
       if (req.type !== Cmd.WRITE) return false;
