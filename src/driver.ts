@@ -6,6 +6,7 @@
  * requests — the split nbdkit makes between its server and its plugins, and abstract-level between
  * `op` and `_op`. Offsets and lengths are JavaScript numbers: byte-exact up to 2^53 (8 PiB).
  */
+import { brandedInstanceOf, hasBrand } from './brand.js';
 import { reportListenerError } from './listener-error.js';
 import { abortCode } from './abort-code.js';
 import { EventEmitter } from 'node:events';
@@ -49,7 +50,7 @@ const DRIVER_BRAND = Symbol.for('blockgraph.BlockDriver');
 
 /** True for a {@link BlockDriver} built on any copy of this package (the ESM or CommonJS build, another install). */
 export function isBlockDriver(value: unknown): value is BlockDriver {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DRIVER_BRAND] === true;
+  return hasBrand(value, DRIVER_BRAND);
 }
 
 /**
@@ -103,8 +104,7 @@ export abstract class BlockDriver extends EventEmitter
    * ordinary prototype check.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (this === BlockDriver) return isBlockDriver(value);
-    return Function.prototype[Symbol.hasInstance].call(this, value);
+    return brandedInstanceOf(this, BlockDriver, DRIVER_BRAND, value);
   }
 
   readonly name: string;

@@ -6,6 +6,7 @@
  * Programming mistakes — an argument of the wrong type — are plain `TypeError`s instead.
  */
 
+import { brandedInstanceOf, hasBrand } from './brand.js';
 import { constants as osConstants } from 'node:os';
 import { Err as NbdErr } from './nbd/protocol/constants.js';
 
@@ -110,14 +111,13 @@ export class BlockError extends Error {
    * check: not every BlockError is one of it.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    if (this === BlockError) return isBlockError(value);
-    return Function.prototype[Symbol.hasInstance].call(this, value);
+    return brandedInstanceOf(this, BlockError, BRAND, value);
   }
 }
 
 /** True for a {@link BlockError} from any copy of this package. */
 export function isBlockError(value: unknown): value is BlockError {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  return hasBrand(value, BRAND);
 }
 
 /**

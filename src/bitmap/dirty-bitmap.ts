@@ -9,6 +9,7 @@
  *   forgets a change outside its range, which is the failure a copy job cannot afford.
  * - Queries answer about the dirty bytes: the union of dirty granules, clamped to `size`.
  */
+import { brandedInstanceOf } from '../brand.js';
 import { BlockError } from '../errors.js';
 import {
   anySet,
@@ -64,10 +65,7 @@ export class DirtyBitmap {
    * CommonJS build side by side, or two installs), so `merge` takes one from a CommonJS library.
    */
   static [Symbol.hasInstance](value: unknown): boolean {
-    if (this === DirtyBitmap) {
-      return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BITMAP_BRAND] === true;
-    }
-    return Function.prototype[Symbol.hasInstance].call(this, value);
+    return brandedInstanceOf(this, DirtyBitmap, BITMAP_BRAND, value);
   }
 
   /**
