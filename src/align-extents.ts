@@ -38,19 +38,32 @@ export function alignExtents(extents: readonly BlockExtent[], align: number): Bl
     }
     // `e` ends inside the block at `pos`: merge every extent that touches the block.
     const blockEnd = Math.min(pos + align, end);
-    let allocated = false;
-    let zero = true;
-    for (let j = i; j < extents.length && extents[j].offset < blockEnd; j++) {
-      allocated ||= extents[j].allocated;
-      zero &&= extents[j].zero;
-    }
-    // Bytes of the block nobody reported on: assume data.
-    if (blockEnd > reportedEnd) {
-      allocated = true;
-      zero = false;
-    }
+    const { allocated, zero } = mergeTouching(extents, i, pos, blockEnd, reportedEnd);
     push(pos, blockEnd - pos, allocated, zero);
     pos = blockEnd;
   }
   return out;
+}
+
+/**
+ * What `[from, to)` holds, from every extent (searched from index `first`) that touches it, merged
+ * the careful way: allocated if any part is, zero only if every part is. Bytes past `reportedEnd`,
+ * which nobody reported on, count as data.
+ */
+export function mergeTouching(
+  extents: readonly BlockExtent[],
+  first: number,
+  from: number,
+  to: number,
+  reportedEnd: number,
+): { allocated: boolean; zero: boolean } {
+  if (to > reportedEnd) return { allocated: true, zero: false };
+  let allocated = false;
+  let zero = true;
+  for (let j = first; j < extents.length && extents[j].offset < to; j++) {
+    if (extents[j].offset + extents[j].length <= from) continue;
+    allocated ||= extents[j].allocated;
+    zero &&= extents[j].zero;
+  }
+  return { allocated, zero };
 }

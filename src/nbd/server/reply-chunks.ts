@@ -3,6 +3,7 @@
  * (aligned, one for REQ_ONE, 32-bit lengths unless wide), and the plan of a sparse READ reply
  * (which ranges go out as data and which as holes).
  */
+import { mergeTouching } from '../../align-extents.js';
 import type { BlockExtent } from '../../types.js';
 import { BaseAllocation, type StatusExtent } from '../protocol/index.js';
 
@@ -60,7 +61,7 @@ export function statusExtents(
       append(to - pos, allocationFlags(e));
       pos = to;
     } else {
-      append(blockEnd - pos, mergedFlags(extents, i, pos, blockEnd, reported));
+      append(blockEnd - pos, allocationFlags({ offset: pos, length: blockEnd - pos, ...mergeTouching(extents, i, pos, blockEnd, reported) }));
       pos = blockEnd;
     }
   }
@@ -87,19 +88,6 @@ function reportedEnd(extents: readonly BlockExtent[], offset: number, end: numbe
     pos = e.offset + e.length;
   }
   return Math.min(pos, end);
-}
-
-/** base:allocation flags of `[from, to)` from every extent touching it; unreported bytes are data. */
-function mergedFlags(extents: readonly BlockExtent[], first: number, from: number, to: number, reported: number): number {
-  if (to > reported) return 0;
-  let allocated = false;
-  let zero = true;
-  for (let j = first; j < extents.length && extents[j].offset < to; j++) {
-    if (extents[j].offset + extents[j].length <= from) continue;
-    allocated ||= extents[j].allocated;
-    zero &&= extents[j].zero;
-  }
-  return allocationFlags({ offset: from, length: to - from, allocated, zero });
 }
 
 /** One piece of a sparse READ reply. */
